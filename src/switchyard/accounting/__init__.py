@@ -1,0 +1,1 @@
+"""Keys, usage and cost."""

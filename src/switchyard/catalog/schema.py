@@ -1,0 +1,148 @@
+"""Catalog records. Prices are USD per token (per image / request where named), as Decimal."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from msgspec import Meta, Struct, field
+
+InputModality = Literal["text", "image", "file", "audio", "video"]
+OutputModality = Literal["text", "image", "embeddings", "audio", "video"]
+Quantization = Literal[
+    "int4",
+    "int8",
+    "fp4",
+    "mxfp4",
+    "nvfp4",
+    "fp6",
+    "fp8",
+    "mxfp8",
+    "fp16",
+    "bf16",
+    "fp32",
+    "unknown",
+]
+Slug = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9._-]*$")]
+ModelId = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._:-]*$")]
+Price = Decimal  # non-negativity is checked in __post_init__ (msgspec bounds are numeric-only)
+
+
+class Pricing(Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    prompt: Price = Decimal(0)
+    completion: Price = Decimal(0)
+    request: Price = Decimal(0)
+    image: Price = Decimal(0)
+    input_cache_read: Price | None = None
+    input_cache_write: Price | None = None
+    internal_reasoning: Price | None = None
+    web_search: Price | None = None
+
+    def __post_init__(self) -> None:
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            if value is not None and (value < 0 or not value.is_finite()):
+                raise ValueError(f"price `{name}` must be a finite, non-negative number")
+
+    def is_free(self) -> bool:
+        return not (self.prompt or self.completion or self.request or self.image)
+
+
+class Architecture(Struct, frozen=True, forbid_unknown_fields=True):
+    input_modalities: list[InputModality]
+    output_modalities: list[OutputModality]
+    tokenizer: str
+    instruct_type: str | None = None
+
+    @property
+    def modality(self) -> str:
+        return "+".join(self.input_modalities) + "->" + "+".join(self.output_modalities)
+
+
+class ModelSpec(Struct, frozen=True, forbid_unknown_fields=True):
+    id: ModelId
+    name: str
+    created: dt.date
+    description: str
+    context_length: Annotated[int, Meta(gt=0)]
+    architecture: Architecture
+    supported_parameters: list[str]
+    # How prompt tokens are counted: a tiktoken encoding name, or "native" for models whose
+    # serving provider counts its own tokens (the embedded llama.cpp models).
+    encoding: str = "o200k_base"
+    default_parameters: dict[str, float | int | None] = field(default_factory=dict)
+    hugging_face_id: str | None = None
+    knowledge_cutoff: dt.date | None = None
+    expiration_date: dt.date | None = None
+
+    @property
+    def author(self) -> str:
+        return self.id.split("/", 1)[0]
+
+
+class DataPolicy(Struct, frozen=True, forbid_unknown_fields=True):
+    training: bool = False
+    retains_prompts: bool = False
+    retention_days: int | None = None
+
+
+class ProviderSpec(Struct, frozen=True, forbid_unknown_fields=True):
+    slug: Slug
+    name: str
+    # Which adapter in switchyard.providers speaks to it (openai, azure, local, ...).
+    protocol: str
+    base_url: str | None = None
+    # Vendor SDK environment variables that supply credentials and overrides.
+    api_key_env: str | None = None
+    base_url_env: str | None = None
+    api_version: str | None = None
+    api_version_env: str | None = None
+    requires_api_key: bool = True
+    headquarters: str | None = None
+    datacenters: list[str] = field(default_factory=list)
+    privacy_policy_url: str | None = None
+    terms_of_service_url: str | None = None
+    status_page_url: str | None = None
+    data_policy: DataPolicy = DataPolicy()
+    is_moderated: bool = False
+
+
+class Endpoint(Struct, frozen=True, forbid_unknown_fields=True):
+    """A model served by a provider, with that provider's limits and prices."""
+
+    model: ModelId
+    provider: Slug
+    # The name the provider knows the model by (an Azure deployment, a vLLM model path, ...).
+    upstream_model: str
+    context_length: Annotated[int, Meta(gt=0)]
+    pricing: Pricing
+    max_completion_tokens: Annotated[int, Meta(gt=0)] | None = None
+    max_prompt_tokens: Annotated[int, Meta(gt=0)] | None = None
+    quantization: Quantization = "unknown"
+    supported_parameters: list[str] | None = None  # None: the model's list
+    supports_implicit_caching: bool = False
+    # A variant of one provider (e.g. "azure/eu"); defaults to the provider slug.
+    tag: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Unique within the catalog: the model and the provider tag that serves it."""
+        return f"{self.model}@{self.tag or self.provider}"
+
+
+class Catalog(Struct, frozen=True):
+    models: dict[str, ModelSpec]
+    providers: dict[str, ProviderSpec]
+    endpoints: dict[str, list[Endpoint]]  # model id -> endpoints, in file order
+
+    def model(self, model_id: str) -> ModelSpec | None:
+        return self.models.get(model_id)
+
+    def endpoints_for(self, model_id: str) -> list[Endpoint]:
+        return self.endpoints.get(model_id, [])
+
+    def endpoint_parameters(self, endpoint: Endpoint) -> list[str]:
+        if endpoint.supported_parameters is not None:
+            return endpoint.supported_parameters
+        return self.models[endpoint.model].supported_parameters

@@ -1,0 +1,238 @@
+"""The chat completion service: plan, execute, and shape what the client receives.
+
+Handlers stay thin: they authenticate, decode, and hand a validated request to this module,
+which knows nothing of HTTP beyond the SSE framing of a stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from msgspec import UNSET
+
+from switchyard import tokens
+from switchyard.accounting.cost import price_usage
+from switchyard.accounting.usage import counted_usage, normalise_usage
+from switchyard.catalog import ModelSpec
+from switchyard.errors import SwitchyardError, UpstreamError
+from switchyard.execute import Execution, Executor
+from switchyard.providers.base import ChunkStream
+from switchyard.routing.plan import Candidate, Plan, plan
+from switchyard.server.state import AppState
+from switchyard.sse import DONE_FRAME, KEEPALIVE_FRAME, frame
+from switchyard.wire.chat import (
+    ChatChunk,
+    ChatRequest,
+    ChatResult,
+    Delta,
+    StreamChoice,
+    StreamError,
+    Usage,
+)
+from switchyard.wire.codec import encode
+from switchyard.wire.validate import validate_chat
+
+log = logging.getLogger("switchyard.completions")
+
+# Bodies above this size plan in a worker thread: exact token counts of long prompts take
+# milliseconds of pure-Python work that must not stall the event loop.
+_PLAN_OFF_LOOP_BYTES = 256 * 1024
+
+
+def new_generation_id() -> str:
+    return f"gen-{int(time.time())}-{secrets.token_hex(10)}"
+
+
+class ChatService:
+    def __init__(self, state: AppState) -> None:
+        self._state = state
+        self._executor: Executor = state.executor
+
+    async def prepare(self, request: ChatRequest, body_size: int) -> Plan:
+        validate_chat(request)
+        available = self._state.providers.keys()
+        catalog = self._state.catalog
+
+        def count(model: ModelSpec) -> int | None:
+            if model.encoding == "native":
+                return None
+            return tokens.count_prompt(request, model.encoding)
+
+        if body_size > _PLAN_OFF_LOOP_BYTES:
+            return await asyncio.to_thread(plan, request, catalog, available, count)
+        return plan(request, catalog, available, count)
+
+    async def complete(
+        self, request: ChatRequest, chosen: Plan, generation_id: str
+    ) -> tuple[ChatResult, Execution]:
+        execution = Execution()
+        result = await self._executor.complete(request, chosen.candidates, execution)
+        served = execution.served_by
+        assert served is not None
+        result.id = generation_id
+        result.model = served.model.id
+        result.provider = self._state.catalog.providers[served.endpoint.provider].name
+        usage = result.usage
+        if not isinstance(usage, Usage):
+            text = "".join(c.message.content or "" for c in result.choices)
+            usage = counted_usage(request, served.model, text)
+        result.usage = price_usage(
+            normalise_usage(usage),
+            served.endpoint.pricing,
+            images=tokens.image_count(request.messages),
+        )
+        return result, execution
+
+    async def open_stream(
+        self, request: ChatRequest, chosen: Plan, generation_id: str
+    ) -> StreamSession:
+        execution = Execution()
+        upstream = await self._executor.open_stream(request, chosen.candidates, execution)
+        served = execution.served_by
+        assert served is not None
+        return StreamSession(
+            request=request,
+            upstream=upstream,
+            served=served,
+            provider_name=self._state.catalog.providers[served.endpoint.provider].name,
+            generation_id=generation_id,
+            execution=execution,
+            keepalive=self._state.settings.keepalive_interval,
+        )
+
+
+@dataclass
+class StreamSession:
+    """One established stream: turns upstream chunks into the frames the client reads."""
+
+    request: ChatRequest
+    upstream: ChunkStream
+    served: Candidate
+    provider_name: str
+    generation_id: str
+    execution: Execution
+    keepalive: float
+    created: int = field(default_factory=lambda: int(time.time()))
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    cancelled: bool = False
+    _text: list[str] = field(default_factory=list)
+    _closed: bool = False
+
+    async def frames(self) -> AsyncIterator[bytes]:
+        chunks = self.upstream.__aiter__()
+        try:
+            async for out in self._relay(chunks):
+                yield out
+        except UpstreamError as exc:
+            # After the first byte there is no status code left to set: say it in-band.
+            log.warning("stream %s failed mid-way: %s", self.generation_id, exc.message)
+            self.finish_reason = "error"
+            yield frame(encode(self._error_chunk(exc)))
+            return
+        finally:
+            await self.close()
+        yield frame(encode(self._usage_chunk()))
+        yield DONE_FRAME
+
+    async def _relay(self, chunks: AsyncIterator[ChatChunk]) -> AsyncIterator[bytes]:
+        # Before the first chunk: keep the connection warm with SSE comments.
+        pending = asyncio.ensure_future(chunks.__anext__())
+        try:
+            while True:
+                done, _pending = await asyncio.wait({pending}, timeout=self.keepalive)
+                if done:
+                    break
+                yield KEEPALIVE_FRAME
+        except BaseException:
+            pending.cancel()
+            raise
+        try:
+            chunk: ChatChunk | None = pending.result()
+        except StopAsyncIteration:
+            chunk = None
+        while chunk is not None:
+            out = self._rewrite(chunk)
+            if out is not None:
+                yield frame(encode(out))
+            try:
+                chunk = await chunks.__anext__()
+            except StopAsyncIteration:
+                chunk = None
+
+    def _rewrite(self, chunk: ChatChunk) -> ChatChunk | None:
+        if chunk.usage is not UNSET:
+            if chunk.usage is not None:
+                self.usage = chunk.usage
+            chunk.usage = UNSET
+            if not chunk.choices:
+                return None  # we send one usage chunk of our own, at the end
+        chunk.id = self.generation_id
+        chunk.model = self.served.model.id
+        chunk.provider = self.provider_name
+        chunk.created = self.created
+        for choice in chunk.choices:
+            content = choice.delta.content
+            if isinstance(content, str):
+                self._text.append(content)
+            tool_calls = choice.delta.tool_calls
+            if tool_calls:
+                for call in tool_calls:
+                    fn = call.function
+                    if fn is not UNSET and isinstance(fn.arguments, str):
+                        self._text.append(fn.arguments)
+            if choice.finish_reason is not None:
+                self.finish_reason = choice.finish_reason
+        return chunk
+
+    def final_usage(self) -> Usage:
+        usage = self.usage
+        if usage is None:
+            usage = counted_usage(self.request, self.served.model, "".join(self._text))
+        return price_usage(
+            normalise_usage(usage),
+            self.served.endpoint.pricing,
+            images=tokens.image_count(self.request.messages),
+        )
+
+    def _usage_chunk(self) -> ChatChunk:
+        return ChatChunk(
+            id=self.generation_id,
+            created=self.created,
+            model=self.served.model.id,
+            provider=self.provider_name,
+            choices=[],
+            usage=self.final_usage(),
+        )
+
+    def _error_chunk(self, exc: SwitchyardError) -> ChatChunk:
+        return ChatChunk(
+            id=self.generation_id,
+            created=self.created,
+            model=self.served.model.id,
+            provider=self.provider_name,
+            choices=[
+                StreamChoice(
+                    index=0,
+                    delta=Delta(content=""),
+                    finish_reason="error",
+                    native_finish_reason=None,
+                )
+            ],
+            error=StreamError(code=exc.status, message=exc.message, metadata=exc.metadata or {}),
+        )
+
+    async def cancel(self) -> None:
+        """The client went away: stop the upstream work."""
+        self.cancelled = True
+        await self.close()
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self.upstream.aclose()

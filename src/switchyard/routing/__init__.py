@@ -1,0 +1,1 @@
+"""Turning a request into an ordered list of endpoints to try."""

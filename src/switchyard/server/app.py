@@ -1,0 +1,75 @@
+"""The ASGI application: a route table, error rendering, and the process lifecycle."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from switchyard.completions import ChatService
+from switchyard.errors import NotFound, SwitchyardError
+from switchyard.server import handlers
+from switchyard.server.responses import JSONBytes, error_response
+from switchyard.server.state import AppState
+
+log = logging.getLogger("switchyard.server")
+
+API = "/api/v1"
+
+ROUTES = [
+    Route(f"{API}/chat/completions", handlers.chat_completions, methods=["POST"]),
+    Route(f"{API}/models", handlers.list_models, methods=["GET"]),
+    Route(f"{API}/model/{{author}}/{{slug}}", handlers.get_model, methods=["GET"]),
+    Route(f"{API}/models/{{author}}/{{slug}}/endpoints", handlers.model_endpoints, methods=["GET"]),
+    Route(f"{API}/providers", handlers.list_providers, methods=["GET"]),
+    Route("/health", handlers.health, methods=["GET"]),
+]
+
+
+async def _switchyard_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SwitchyardError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return error_response(NotFound(f"No route for {request.method} {request.url.path}"))
+    if exc.status_code == 405:
+        message = f"Method {request.method} is not allowed on {request.url.path}"
+        return error_response(SwitchyardError(message, status=405))
+    return error_response(SwitchyardError(str(exc.detail), status=exc.status_code))
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    # The traceback goes to the log; the client gets no internals.
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return JSONBytes(b'{"error":{"code":500,"message":"Internal Server Error"}}', status_code=500)
+
+
+def create_app(state: AppState) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        for provider in state.providers.values():
+            provider.start()
+        yield
+        await state.aclose()
+
+    app = Starlette(
+        routes=ROUTES,
+        lifespan=lifespan,
+        exception_handlers={
+            SwitchyardError: _switchyard_error,
+            HTTPException: _http_error,
+            Exception: _unexpected,
+        },
+    )
+    app.state.switchyard = state
+    app.state.chat = ChatService(state)
+    return app

@@ -1,0 +1,77 @@
+"""Everything a handler needs, built once per process from the settings."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from switchyard import tokens
+from switchyard.accounting.keys import KeyStore
+from switchyard.catalog import Catalog, load_catalog
+from switchyard.catalog.views import CatalogView
+from switchyard.execute import Executor
+from switchyard.providers.base import Provider
+from switchyard.providers.registry import build_providers
+from switchyard.settings import Settings
+from switchyard.storage.sqlite import SQLiteDatabase
+from switchyard.upstream.client import UpstreamClient
+
+log = logging.getLogger("switchyard")
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    catalog: Catalog
+    view: CatalogView
+    db: SQLiteDatabase
+    keys: KeyStore
+    upstream: UpstreamClient
+    providers: dict[str, Provider]
+    executor: Executor
+
+    async def aclose(self) -> None:
+        for provider in self.providers.values():
+            await provider.aclose()
+        await self.upstream.aclose()
+        self.db.close()
+
+
+def build_state(settings: Settings, environ: Mapping[str, str] | None = None) -> AppState:
+    """Load and validate everything; raise before serving if anything is wrong."""
+    env = os.environ if environ is None else environ
+    catalog = load_catalog([Path(p) for p in settings.catalog_files], settings.catalog_extra())
+    db = SQLiteDatabase(settings.sqlite_path)
+    db.connect_sync()
+    upstream = UpstreamClient(
+        connect_timeout=settings.upstream_connect_timeout,
+        read_timeout=settings.upstream_read_timeout,
+    )
+    providers = build_providers(catalog, settings, upstream, env)
+    log.info("providers available: %s", ", ".join(sorted(providers)) or "none")
+    _warm_tokenizers(catalog)
+    return AppState(
+        settings=settings,
+        catalog=catalog,
+        view=CatalogView(catalog, providers.keys()),
+        db=db,
+        keys=KeyStore(db, settings.key_cache_seconds),
+        upstream=upstream,
+        providers=providers,
+        executor=Executor(providers),
+    )
+
+
+def _warm_tokenizers(catalog: Catalog) -> None:
+    """Load the encodings in the background so the first long prompt does not pay for it."""
+    names = {m.encoding for m in catalog.models.values() if m.encoding != "native"}
+
+    def warm() -> None:
+        for name in sorted(names):
+            tokens.encoding(name)
+
+    threading.Thread(target=warm, name="warm-tokenizers", daemon=True).start()

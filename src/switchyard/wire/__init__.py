@@ -1,0 +1,1 @@
+"""Client-facing JSON types: decoded and validated once, at the edge."""

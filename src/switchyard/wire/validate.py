@@ -1,0 +1,49 @@
+"""Checks on a decoded chat request that a schema cannot express. Each names its field."""
+
+from __future__ import annotations
+
+from msgspec import UNSET
+
+from switchyard.errors import InvalidRequest
+from switchyard.wire.chat import ChatRequest, ImagePart, NamedToolChoice
+
+IMAGE_SCHEMES = ("http://", "https://", "data:image/")
+
+
+def validate_chat(request: ChatRequest) -> None:
+    for i, message in enumerate(request.messages):
+        content = message.content
+        if isinstance(content, list):
+            if not content and message.__struct_config__.tag != "assistant":
+                raise InvalidRequest(
+                    f"`messages[{i}].content` must not be an empty list",
+                    field=f"messages[{i}].content",
+                )
+            for j, part in enumerate(content):
+                if isinstance(part, ImagePart) and not part.image_url.url.startswith(IMAGE_SCHEMES):
+                    where = f"messages[{i}].content[{j}].image_url.url"
+                    raise InvalidRequest(
+                        f"`{where}` must be an http(s) URL or a data:image/... URL", field=where
+                    )
+    choice = request.tool_choice
+    if choice is not UNSET and choice != "none" and not request.tools:
+        raise InvalidRequest("`tool_choice` requires `tools`", field="tool_choice")
+    if isinstance(choice, NamedToolChoice):
+        names = {tool.function.name for tool in request.tools or ()}
+        if choice.function.name not in names:
+            raise InvalidRequest(
+                f"`tool_choice` names function {choice.function.name!r}, which is not in `tools`",
+                field="tool_choice.function.name",
+            )
+    if isinstance(request.top_logprobs, int) and request.logprobs is not True:
+        raise InvalidRequest("`top_logprobs` requires `logprobs: true`", field="top_logprobs")
+    effort = request.reasoning.effort if request.reasoning is not UNSET else UNSET
+    if (
+        isinstance(request.reasoning_effort, str)
+        and isinstance(effort, str)
+        and effort != request.reasoning_effort
+    ):
+        raise InvalidRequest(
+            "`reasoning_effort` and `reasoning.effort` disagree; send one of them",
+            field="reasoning_effort",
+        )

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.servers import RunningServer, provider_config, start_server
+from tests.simulators.openai_sim import SimulatorHandle, run_in_thread
+
+
+@pytest.fixture(scope="session")
+def sim() -> Iterator[SimulatorHandle]:
+    handle = run_in_thread()
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture
+def fresh_sim(sim: SimulatorHandle) -> SimulatorHandle:
+    sim.reset()
+    return sim
+
+
+@pytest.fixture(scope="session")
+def server(
+    sim: SimulatorHandle, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    """One server for most end-to-end tests: local model plus simulated openai and azure."""
+    config = "keepalive_interval = 0.2\n\n" + provider_config(sim.base_url)
+    running = start_server(tmp_path_factory.mktemp("server"), config)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def azure_server(
+    sim: SimulatorHandle, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    """Only the Azure provider configured, so every OpenAI model is served through it."""
+    config = provider_config(sim.base_url, openai=False)
+    running = start_server(tmp_path_factory.mktemp("azure"), config)
+    yield running
+    running.stop()
