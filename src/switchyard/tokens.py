@@ -21,6 +21,7 @@ TOKENS_PER_NAME = 1
 REPLY_PRIMING = 3
 # An image of unknown size at "high"/"auto" detail: 85 base + 4 tiles of 170 (1024x1024).
 IMAGE_TOKENS = {"low": 85, "high": 765, "auto": 765, "original": 765}
+MAX_IMAGE_TOKENS = max(IMAGE_TOKENS.values())
 
 _lock = threading.Lock()
 

@@ -64,7 +64,7 @@ def price_usage(usage: Usage, pricing: Pricing, *, images: int = 0) -> Usage:
 
 
 def _plain(value: Decimal) -> Decimal:
-    """Drop trailing zeros and exponents so the JSON number reads as a plain decimal."""
+    """Drop trailing zeros (0.007500 -> 0.0075); tiny amounts still print as 6E-7."""
     if value == ZERO:
         return ZERO
     normal = value.normalize()

@@ -38,6 +38,11 @@ def label_for(secret: str) -> str:
     return f"{secret[: len(KEY_PREFIX) + 3]}...{secret[-3:]}"
 
 
+def _utc(moment: dt.datetime) -> dt.datetime:
+    """Timestamps without a zone (SQLite's datetime('now') writes those) are UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+
+
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
@@ -70,7 +75,7 @@ class KeyRecord:
             limit=Decimal(row["credit_limit"]) if row["credit_limit"] is not None else None,
             limit_reset=row["limit_reset"],
             disabled=bool(row["disabled"]),
-            expires_at=dt.datetime.fromisoformat(expires) if expires else None,
+            expires_at=_utc(dt.datetime.fromisoformat(expires)) if expires else None,
             created_at=row["created_at"],
         )
 

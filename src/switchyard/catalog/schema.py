@@ -42,7 +42,7 @@ class Pricing(Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=Tru
     def __post_init__(self) -> None:
         for name in self.__struct_fields__:
             value = getattr(self, name)
-            if value is not None and (value < 0 or not value.is_finite()):
+            if value is not None and (not value.is_finite() or value < 0):
                 raise ValueError(f"price `{name}` must be a finite, non-negative number")
 
     def is_free(self) -> bool:

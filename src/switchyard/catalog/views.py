@@ -15,6 +15,7 @@ from switchyard.wire.models import (
     Links,
     ModelOut,
     ProviderOut,
+    ToolChoiceSupport,
     TopProvider,
 )
 
@@ -106,6 +107,8 @@ class CatalogView:
     def endpoint_out(self, endpoint: Endpoint) -> EndpointOut:
         model = self.catalog.models[endpoint.model]
         provider = self.catalog.providers[endpoint.provider]
+        params = list(self.catalog.endpoint_parameters(endpoint))
+        tool_choice = "tool_choice" in params
         return EndpointOut(
             name=f"{provider.name} | {model.id}",
             model_id=model.id,
@@ -117,7 +120,7 @@ class CatalogView:
             quantization=endpoint.quantization,
             max_completion_tokens=endpoint.max_completion_tokens,
             max_prompt_tokens=endpoint.max_prompt_tokens,
-            supported_parameters=list(self.catalog.endpoint_parameters(endpoint)),
+            supported_parameters=params,
             status=0,
             # Health is measured by routing; until an endpoint has been used these stay null.
             uptime_last_5m=None,
@@ -126,6 +129,12 @@ class CatalogView:
             latency_last_30m=None,
             throughput_last_30m=None,
             supports_implicit_caching=endpoint.supports_implicit_caching,
+            supports_tool_choice=ToolChoiceSupport(
+                auto=tool_choice, function=tool_choice, none=tool_choice, required=tool_choice
+            ),
+            native_tools={},
+            service_tier=None,
+            supports_diarization=False,
         )
 
     def endpoints_data(self, model_id: str) -> EndpointsData | None:

@@ -42,6 +42,10 @@ class Provider(Protocol):
         """Return once the upstream has accepted the request (its status is known)."""
         ...
 
+    def stats(self) -> dict[str, int]:
+        """Counters for the health endpoint (empty when there is nothing to report)."""
+        ...
+
     async def aclose(self) -> None: ...
 
 

@@ -24,6 +24,9 @@ class HttpProvider:
     def start(self) -> None:
         return None
 
+    def stats(self) -> dict[str, int]:
+        return {}
+
     async def complete(self, request: ChatRequest, endpoint: Endpoint) -> ChatResult:
         upstream = self.adapter.build_request(request, endpoint, stream=False)
         response = await self._client.send(upstream, self.spec.name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
+from switchyard import tokens
 from switchyard.catalog import Catalog, Endpoint, ModelSpec
 from switchyard.errors import InvalidRequest, NoEndpoint, NotFound
 from switchyard.wire.chat import PART_MODALITY, ChatRequest
@@ -58,8 +59,9 @@ def input_modalities(request: ChatRequest) -> set[str]:
 
 
 def prompt_upper_bound(request: ChatRequest) -> int:
-    """A cheap bound no tokenizer can exceed: one token per UTF-8 byte, images generously."""
-    return len(_prompt_bytes(request))
+    """A cheap bound no count can exceed: a token per UTF-8 byte, plus each image's tokens."""
+    images = tokens.image_count(request.messages)
+    return len(_prompt_bytes(request)) + images * tokens.MAX_IMAGE_TOKENS + tokens.REPLY_PRIMING
 
 
 def _prompt_bytes(request: ChatRequest) -> bytes:

@@ -76,4 +76,5 @@ async def list_providers(request: Request) -> Response:
 
 
 async def health(request: Request) -> Response:
-    return JSONBytes(b'{"status":"ok"}')
+    providers = {slug: p.stats() for slug, p in _state(request).providers.items() if p.stats()}
+    return JSONBytes(encode({"status": "ok", "providers": providers}))

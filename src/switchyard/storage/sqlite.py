@@ -109,12 +109,22 @@ def migrate(conn: sqlite3.Connection) -> list[int]:
 
 
 def _statements(sql: str) -> list[str]:
-    # executescript() would commit implicitly; split so each migration stays one transaction.
-    return [s.strip() for s in sql.split(";") if s.strip() and not _only_comments(s)]
+    """Split a script into statements, so each migration stays one transaction.
 
-
-def _only_comments(statement: str) -> bool:
-    return all(not line.strip() or line.strip().startswith("--") for line in statement.splitlines())
+    executescript() would commit on its own. sqlite3.complete_statement knows SQL's
+    comments, literals and trigger bodies, so a ";" inside them does not split.
+    """
+    statements: list[str] = []
+    pending = ""
+    for line in sql.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip())
+            pending = ""
+    leftover = [ln for ln in pending.splitlines() if ln.strip() and not ln.strip().startswith("--")]
+    if leftover:
+        raise MigrationError(f"migration ends with an incomplete statement: {pending.strip()!r}")
+    return statements
 
 
 def row_dict(row: sqlite3.Row | None) -> dict[str, Any] | None:

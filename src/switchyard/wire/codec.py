@@ -45,10 +45,8 @@ def decode_request(body: bytes, kind: type[T]) -> T:
 
 def _validation_error(text: str) -> InvalidRequest:
     match = _PATH.search(text)
-    if match is None:
-        return InvalidRequest(f"Invalid request: {text}")
-    path = match.group("path")
-    detail = text[: match.start()]
+    path = match.group("path") if match else ""
+    detail = text[: match.start()] if match else text
     if detail.startswith("Object missing required field"):
         # msgspec reports the parent's path for a missing field; name the field itself.
         missing = detail.split("`")[1]

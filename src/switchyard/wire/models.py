@@ -62,6 +62,13 @@ class Percentiles(Struct):
     p99: float
 
 
+class ToolChoiceSupport(Struct):
+    auto: bool
+    function: bool
+    none: bool
+    required: bool
+
+
 class EndpointOut(Struct):
     name: str
     model_id: str
@@ -81,6 +88,11 @@ class EndpointOut(Struct):
     latency_last_30m: Percentiles | None
     throughput_last_30m: Percentiles | None
     supports_implicit_caching: bool
+    # Fields the official openrouter SDK requires beyond the published OpenAPI document.
+    supports_tool_choice: ToolChoiceSupport
+    native_tools: dict[str, Any]
+    service_tier: str | None
+    supports_diarization: bool
 
 
 class EndpointsData(Struct):

@@ -10,6 +10,10 @@ from switchyard.wire.chat import ChatRequest, ImagePart, NamedToolChoice
 IMAGE_SCHEMES = ("http://", "https://", "data:image/")
 
 
+def _image_url_ok(url: str) -> bool:
+    return url[:11].lower().startswith(IMAGE_SCHEMES)  # schemes are case-insensitive
+
+
 def validate_chat(request: ChatRequest) -> None:
     for i, message in enumerate(request.messages):
         content = message.content
@@ -20,7 +24,7 @@ def validate_chat(request: ChatRequest) -> None:
                     field=f"messages[{i}].content",
                 )
             for j, part in enumerate(content):
-                if isinstance(part, ImagePart) and not part.image_url.url.startswith(IMAGE_SCHEMES):
+                if isinstance(part, ImagePart) and not _image_url_ok(part.image_url.url):
                     where = f"messages[{i}].content[{j}].image_url.url"
                     raise InvalidRequest(
                         f"`{where}` must be an http(s) URL or a data:image/... URL", field=where

@@ -1,0 +1,57 @@
+"""The official openrouter SDK against a running Switchyard: chat, streaming, catalog."""
+
+from __future__ import annotations
+
+from openrouter import OpenRouter
+
+from tests.servers import RunningServer
+
+LOCAL = "local/smollm2-135m-instruct"
+
+
+def sdk(server: RunningServer) -> OpenRouter:
+    return OpenRouter(api_key=server.api_key, server_url=server.base_url)
+
+
+def test_chat_send(server: RunningServer) -> None:
+    with sdk(server) as client:
+        result = client.chat.send(
+            model=LOCAL, messages=[{"role": "user", "content": "Hi"}], max_tokens=5
+        )
+    assert result.model == LOCAL
+    assert result.id.startswith("gen-")
+    assert result.choices[0].message.role == "assistant"
+    assert result.usage is not None and result.usage.completion_tokens <= 5
+    assert result.usage.cost == 0
+
+
+def test_chat_send_streaming(server: RunningServer) -> None:
+    with sdk(server) as client:
+        events = list(
+            client.chat.send(
+                model=LOCAL,
+                messages=[{"role": "user", "content": "Hi"}],
+                max_tokens=5,
+                stream=True,
+            )
+        )
+    chunks = [e for e in events if e.choices]
+    assert "".join(c.choices[0].delta.content or "" for c in chunks)
+    assert events[-1].usage is not None and events[-1].choices == []
+
+
+def test_models_list_and_endpoints(server: RunningServer) -> None:
+    with sdk(server) as client:
+        listing = client.models.list()
+        ids = [m.id for m in listing.result.data]
+        assert LOCAL in ids and "openai/gpt-4o" in ids
+        gpt4o = next(m for m in listing.result.data if m.id == "openai/gpt-4o")
+        assert gpt4o.context_length == 128000
+        assert gpt4o.pricing.prompt == "0.0000025" and gpt4o.pricing.completion == "0.00001"
+        assert gpt4o.architecture.input_modalities == ["text", "image", "file"]
+        endpoints = client.endpoints.list(author="openai", slug="gpt-4o")
+        providers = {e.provider_name for e in endpoints.data.endpoints}
+        assert providers == {"OpenAI", "Azure"}
+        assert all(e.uptime_last_30m is None for e in endpoints.data.endpoints)
+        names = {p.slug for p in client.providers.list().data}
+        assert {"openai", "azure", "local"} <= names
