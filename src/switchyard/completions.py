@@ -10,7 +10,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
 from msgspec import UNSET
@@ -18,12 +18,11 @@ from msgspec import UNSET
 from switchyard import tokens
 from switchyard.accounting.cost import price_usage
 from switchyard.accounting.usage import counted_usage, normalise_usage
-from switchyard.catalog import ModelSpec
+from switchyard.catalog import Catalog, ModelSpec
 from switchyard.errors import SwitchyardError, UpstreamError
 from switchyard.execute import Execution, Executor
-from switchyard.providers.base import ChunkStream
+from switchyard.providers.base import ChunkStream, Provider
 from switchyard.routing.plan import Candidate, Plan, plan
-from switchyard.server.state import AppState
 from switchyard.sse import DONE_FRAME, KEEPALIVE_FRAME, frame
 from switchyard.wire.chat import (
     ChatChunk,
@@ -49,14 +48,18 @@ def new_generation_id() -> str:
 
 
 class ChatService:
-    def __init__(self, state: AppState) -> None:
-        self._state = state
-        self._executor: Executor = state.executor
+    def __init__(
+        self, catalog: Catalog, providers: Mapping[str, Provider], keepalive_interval: float
+    ) -> None:
+        self._catalog = catalog
+        self._available = frozenset(providers)
+        self._executor = Executor(providers)
+        self._keepalive = keepalive_interval
 
     async def prepare(self, request: ChatRequest, body_size: int) -> Plan:
         validate_chat(request)
-        available = self._state.providers.keys()
-        catalog = self._state.catalog
+        available = self._available
+        catalog = self._catalog
 
         def count(model: ModelSpec) -> int | None:
             if model.encoding == "native":
@@ -76,7 +79,7 @@ class ChatService:
         assert served is not None
         result.id = generation_id
         result.model = served.model.id
-        result.provider = self._state.catalog.providers[served.endpoint.provider].name
+        result.provider = self._catalog.providers[served.endpoint.provider].name
         usage = result.usage
         if not isinstance(usage, Usage):
             text = "".join(c.message.content or "" for c in result.choices)
@@ -99,10 +102,10 @@ class ChatService:
             request=request,
             upstream=upstream,
             served=served,
-            provider_name=self._state.catalog.providers[served.endpoint.provider].name,
+            provider_name=self._catalog.providers[served.endpoint.provider].name,
             generation_id=generation_id,
             execution=execution,
-            keepalive=self._state.settings.keepalive_interval,
+            keepalive=self._keepalive,
         )
 
 

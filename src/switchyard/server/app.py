@@ -12,7 +12,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from switchyard.completions import ChatService
 from switchyard.errors import NotFound, SwitchyardError
 from switchyard.server import handlers
 from switchyard.server.responses import JSONBytes, error_response
@@ -71,5 +70,4 @@ def create_app(state: AppState) -> Starlette:
         },
     )
     app.state.switchyard = state
-    app.state.chat = ChatService(state)
     return app

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from switchyard.accounting.keys import KeyRecord
-from switchyard.completions import ChatService, new_generation_id
+from switchyard.completions import new_generation_id
 from switchyard.errors import Forbidden, NotFound
 from switchyard.server.responses import JSONBytes, SSEResponse, read_body
 from switchyard.server.state import AppState
@@ -32,7 +32,7 @@ async def chat_completions(request: Request) -> Response:
     await _inference_key(request, state)
     body = await read_body(request, state.settings.max_body_bytes)
     chat = decode_request(body, ChatRequest)
-    service: ChatService = request.app.state.chat
+    service = state.chat
     plan = await service.prepare(chat, len(body))
     generation_id = new_generation_id()
     headers = {"X-Generation-Id": generation_id}

@@ -13,7 +13,7 @@ from switchyard import tokens
 from switchyard.accounting.keys import KeyStore
 from switchyard.catalog import Catalog, load_catalog
 from switchyard.catalog.views import CatalogView
-from switchyard.execute import Executor
+from switchyard.completions import ChatService
 from switchyard.providers.base import Provider
 from switchyard.providers.registry import build_providers
 from switchyard.settings import Settings
@@ -32,7 +32,7 @@ class AppState:
     keys: KeyStore
     upstream: UpstreamClient
     providers: dict[str, Provider]
-    executor: Executor
+    chat: ChatService
 
     async def aclose(self) -> None:
         for provider in self.providers.values():
@@ -62,7 +62,7 @@ def build_state(settings: Settings, environ: Mapping[str, str] | None = None) ->
         keys=KeyStore(db, settings.key_cache_seconds),
         upstream=upstream,
         providers=providers,
-        executor=Executor(providers),
+        chat=ChatService(catalog, providers, settings.keepalive_interval),
     )
 
 
