@@ -67,8 +67,8 @@ class ChatService:
             return tokens.count_prompt(request, model.encoding)
 
         if body_size > _PLAN_OFF_LOOP_BYTES:
-            return await asyncio.to_thread(plan, request, catalog, available, count)
-        return plan(request, catalog, available, count)
+            return await asyncio.to_thread(plan, request, catalog, available, count, body_size)
+        return plan(request, catalog, available, count, body_size)
 
     async def complete(
         self, request: ChatRequest, chosen: Plan, generation_id: str

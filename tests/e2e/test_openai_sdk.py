@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import openai
 import pytest
@@ -136,11 +137,29 @@ def test_local_model_returns_logprobs(server: RunningServer) -> None:
         assert token.logprob == pytest.approx(token.top_logprobs[0].logprob)
 
 
-# --- simulated OpenAI ------------------------------------------------------------------------
+# --- simulated OpenAI and Azure -------------------------------------------------------------
 
 
-def test_openai_provider_round_trip(server: RunningServer, fresh_sim: SimulatorHandle) -> None:
-    result = client(server).chat.completions.create(
+@dataclass
+class Hosted:
+    server: RunningServer
+    provider: str
+    path: str  # where the simulator saw the request for GPT
+
+
+@pytest.fixture(params=["openai", "azure"])
+def hosted(request: pytest.FixtureRequest, fresh_sim: SimulatorHandle) -> Hosted:
+    if request.param == "openai":
+        return Hosted(request.getfixturevalue("server"), "OpenAI", "/v1/chat/completions")
+    return Hosted(
+        request.getfixturevalue("azure_server"),
+        "Azure",
+        "/openai/deployments/gpt-4o-mini-2024-07-18/chat/completions",
+    )
+
+
+def test_hosted_round_trip(hosted: Hosted, fresh_sim: SimulatorHandle) -> None:
+    result = client(hosted.server).chat.completions.create(
         model=GPT,
         messages=[{"role": "user", "content": "Hello"}],
         temperature=0.5,
@@ -148,11 +167,12 @@ def test_openai_provider_round_trip(server: RunningServer, fresh_sim: SimulatorH
     )
     assert result.choices[0].message.content == DEFAULT_REPLY
     assert result.model == GPT
-    assert result.model_extra is not None and result.model_extra["provider"] == "OpenAI"
+    assert result.model_extra is not None and result.model_extra["provider"] == hosted.provider
     sent = fresh_sim.requests()[-1]
-    assert sent["path"] == "/v1/chat/completions" and sent["auth_ok"] is True
+    assert sent["path"] == hosted.path and sent["auth_ok"] is True
     body = sent["body"]
-    assert body["model"] == "gpt-4o-mini-2024-07-18"
+    # Azure names the model by the deployment in the path, OpenAI by the body.
+    assert body.get("model") == (None if hosted.provider == "Azure" else "gpt-4o-mini-2024-07-18")
     assert body["temperature"] == 0.5
     # Switchyard-only fields and parameters the endpoint does not support stay home.
     assert "provider" not in body and "session_id" not in body and "top_k" not in body
@@ -164,11 +184,9 @@ def test_openai_provider_round_trip(server: RunningServer, fresh_sim: SimulatorH
     assert usage.model_extra["cost"] == pytest.approx(expected, rel=1e-12)
 
 
-def test_openai_provider_streams_with_usage(
-    server: RunningServer, fresh_sim: SimulatorHandle
-) -> None:
+def test_hosted_streams_with_usage(hosted: Hosted, fresh_sim: SimulatorHandle) -> None:
     chunks = list(
-        client(server).chat.completions.create(
+        client(hosted.server).chat.completions.create(
             model=GPT,
             messages=[{"role": "user", "content": "Hello"}],
             stream=True,
@@ -182,9 +200,9 @@ def test_openai_provider_streams_with_usage(
     assert chunks[-1].choices == []
 
 
-def test_openai_provider_tools_streamed(server: RunningServer, fresh_sim: SimulatorHandle) -> None:
+def test_hosted_tools_streamed(hosted: Hosted, fresh_sim: SimulatorHandle) -> None:
     chunks = list(
-        client(server).chat.completions.create(
+        client(hosted.server).chat.completions.create(
             model=GPT,
             messages=[{"role": "user", "content": "Weather in Oslo?"}],
             tools=[WEATHER_TOOL],
@@ -206,8 +224,8 @@ def test_openai_provider_tools_streamed(server: RunningServer, fresh_sim: Simula
     assert finishes[-1] == "tool_calls"
 
 
-def test_openai_provider_json_schema(server: RunningServer, fresh_sim: SimulatorHandle) -> None:
-    result = client(server).chat.completions.create(
+def test_hosted_json_schema(hosted: Hosted, fresh_sim: SimulatorHandle) -> None:
+    result = client(hosted.server).chat.completions.create(
         model=GPT,
         messages=[{"role": "user", "content": "A city"}],
         response_format={"type": "json_schema", "json_schema": ANSWER_SCHEMA},  # type: ignore[typeddict-item]
@@ -217,8 +235,8 @@ def test_openai_provider_json_schema(server: RunningServer, fresh_sim: Simulator
     assert fresh_sim.requests()[-1]["body"]["response_format"]["json_schema"]["strict"] is True
 
 
-def test_openai_provider_image_part(server: RunningServer, fresh_sim: SimulatorHandle) -> None:
-    result = client(server).chat.completions.create(
+def test_hosted_image_part(hosted: Hosted, fresh_sim: SimulatorHandle) -> None:
+    result = client(hosted.server).chat.completions.create(
         model=GPT,
         messages=[
             {

@@ -58,10 +58,15 @@ def input_modalities(request: ChatRequest) -> set[str]:
     return needed
 
 
-def prompt_upper_bound(request: ChatRequest) -> int:
-    """A cheap bound no count can exceed: a token per UTF-8 byte, plus each image's tokens."""
+def prompt_upper_bound(request: ChatRequest, body_size: int | None = None) -> int:
+    """A cheap bound no count can exceed: a token per UTF-8 byte, plus each image's tokens.
+
+    The request body's size serves when known: JSON escaping never makes text shorter, so
+    the body has at least as many bytes as the messages and tools it carries.
+    """
+    size = body_size if body_size is not None else len(_prompt_bytes(request))
     images = tokens.image_count(request.messages)
-    return len(_prompt_bytes(request)) + images * tokens.MAX_IMAGE_TOKENS + tokens.REPLY_PRIMING
+    return size + images * tokens.MAX_IMAGE_TOKENS + tokens.REPLY_PRIMING
 
 
 def _prompt_bytes(request: ChatRequest) -> bytes:
@@ -73,6 +78,7 @@ def plan(
     catalog: Catalog,
     available: Collection[str],
     count_prompt: Callable[[ModelSpec], int | None],
+    body_size: int | None = None,
 ) -> Plan:
     """``available``: provider slugs with working credentials.
 
@@ -112,7 +118,7 @@ def plan(
                 )
                 continue
             if upper_bound is None:
-                upper_bound = prompt_upper_bound(request)
+                upper_bound = prompt_upper_bound(request, body_size)
             if upper_bound + (output or 0) > endpoint.context_length:
                 # Only now is an exact count worth its cost.
                 if prompt_tokens is None:
