@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -13,7 +14,8 @@ from pathlib import Path
 import httpx
 
 from switchyard.accounting.keys import KeyStore
-from switchyard.storage.sqlite import SQLiteDatabase
+from switchyard.settings import load_settings
+from switchyard.storage import open_database
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,21 +66,37 @@ def provider_config(sim_base_url: str, *, openai: bool = True, azure: bool = Tru
     return "\n".join(parts)
 
 
+async def _create_keys(data_dir: Path) -> tuple[str, str]:
+    """Keys in whichever database the data dir's config names (SQLite unless it says)."""
+    settings = load_settings(str(data_dir / "switchyard.toml"), {"data_dir": str(data_dir)})
+    db = open_database(settings.database_url, settings.data_path)
+    await db.connect()
+    try:
+        store = KeyStore(db)
+        await store.ensure_account()
+        api_key, _ = await store.create_key(name="tests")
+        management_key, _ = await store.create_key(name="tests-admin", kind="management")
+    finally:
+        await db.close()
+    return api_key, management_key
+
+
 def start_server(
-    data_dir: Path, config: str = "", env: dict[str, str] | None = None
+    data_dir: Path,
+    config: str = "",
+    env: dict[str, str] | None = None,
+    keep_keys: RunningServer | None = None,
 ) -> RunningServer:
+    """Start a server on ``data_dir``; ``keep_keys`` restarts one, reusing its keys."""
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "switchyard.toml").write_text(config, "utf-8")
-    db = SQLiteDatabase(data_dir / "switchyard.db")
-    db.connect_sync()
-    store = KeyStore(db)
-    store.ensure_account()
-    api_key, _ = store.create_key(name="tests")
-    management_key, _ = store.create_key(name="tests-admin", kind="management")
-    db.close()
+    if keep_keys is not None:
+        api_key, management_key = keep_keys.api_key, keep_keys.management_key
+    else:
+        api_key, management_key = asyncio.run(_create_keys(data_dir))
 
     port = free_port()
-    log_path = data_dir / "server.log"
+    log_path = data_dir / f"server-{port}.log"
     clean_env = {
         k: v
         for k, v in os.environ.items()

@@ -1,4 +1,4 @@
-"""The chat completion service: plan, execute, and shape what the client receives.
+"""The chat completion service: plan, meter, execute, and shape what the client receives.
 
 Handlers stay thin: they authenticate, decode, and hand a validated request to this module,
 which knows nothing of HTTP beyond the SSE framing of a stream.
@@ -17,6 +17,8 @@ from msgspec import UNSET
 
 from switchyard import tokens
 from switchyard.accounting.cost import price_usage
+from switchyard.accounting.ledger import Reservation
+from switchyard.accounting.meter import CallContext, Meter, Outcome
 from switchyard.accounting.usage import counted_usage, normalise_usage
 from switchyard.catalog import Catalog, ModelSpec
 from switchyard.errors import SwitchyardError, UpstreamError
@@ -47,37 +49,67 @@ def new_generation_id() -> str:
     return f"gen-{int(time.time())}-{secrets.token_hex(10)}"
 
 
+@dataclass(slots=True)
+class Prepared:
+    plan: Plan
+    prompt_tokens: dict[str, int]  # model id -> exact prompt tokens, for priced models
+    images: int
+
+
 class ChatService:
     def __init__(
-        self, catalog: Catalog, providers: Mapping[str, Provider], keepalive_interval: float
+        self,
+        catalog: Catalog,
+        providers: Mapping[str, Provider],
+        meter: Meter,
+        keepalive_interval: float,
     ) -> None:
         self._catalog = catalog
         self._available = frozenset(providers)
         self._executor = Executor(providers)
+        self._meter = meter
         self._keepalive = keepalive_interval
 
-    async def prepare(self, request: ChatRequest, body_size: int) -> Plan:
+    async def prepare(self, request: ChatRequest, body_size: int) -> Prepared:
         validate_chat(request)
-        available = self._available
-        catalog = self._catalog
+        if body_size > _PLAN_OFF_LOOP_BYTES:
+            return await asyncio.to_thread(self._prepare, request, body_size)
+        return self._prepare(request, body_size)
+
+    def _prepare(self, request: ChatRequest, body_size: int) -> Prepared:
+        counted: dict[str, int] = {}
 
         def count(model: ModelSpec) -> int | None:
             if model.encoding == "native":
                 return None
-            return tokens.count_prompt(request, model.encoding)
+            if model.id not in counted:
+                counted[model.id] = tokens.count_prompt(request, model.encoding)
+            return counted[model.id]
 
-        if body_size > _PLAN_OFF_LOOP_BYTES:
-            return await asyncio.to_thread(plan, request, catalog, available, count, body_size)
-        return plan(request, catalog, available, count, body_size)
+        chosen = plan(request, self._catalog, self._available, count, body_size)
+        # Reserving credit needs the exact prompt size of every model that costs money.
+        for candidate in chosen.candidates:
+            if not candidate.endpoint.pricing.is_free():
+                count(candidate.model)
+        return Prepared(chosen, counted, tokens.image_count(request.messages))
 
-    async def complete(
-        self, request: ChatRequest, chosen: Plan, generation_id: str
-    ) -> tuple[ChatResult, Execution]:
+    async def _reserve(self, ctx: CallContext, request: ChatRequest, prep: Prepared) -> Reservation:
+        return await self._meter.reserve(
+            ctx, prep.plan.candidates, prep.prompt_tokens, request.output_limit(), prep.images
+        )
+
+    async def complete(self, request: ChatRequest, prep: Prepared, ctx: CallContext) -> ChatResult:
+        reservation = await self._reserve(ctx, request, prep)
         execution = Execution()
-        result = await self._executor.complete(request, chosen.candidates, execution)
+        try:
+            result = await self._executor.complete(request, prep.plan.candidates, execution)
+        except BaseException:
+            self._meter.settle(ctx, reservation, execution, Outcome(None, None, "error", None))
+            raise
+        ctx.first_token_at = time.perf_counter()
         served = execution.served_by
         assert served is not None
-        result.id = generation_id
+        result.id = ctx.generation_id
         result.model = served.model.id
         result.provider = self._catalog.providers[served.endpoint.provider].name
         usage = result.usage
@@ -85,17 +117,33 @@ class ChatService:
             text = "".join(c.message.content or "" for c in result.choices)
             usage = counted_usage(request, served.model, text)
         result.usage = price_usage(
-            normalise_usage(usage),
-            served.endpoint.pricing,
-            images=tokens.image_count(request.messages),
+            normalise_usage(usage), served.endpoint.pricing, images=prep.images
         )
-        return result, execution
+        first = result.choices[0] if result.choices else None
+        self._meter.settle(
+            ctx,
+            reservation,
+            execution,
+            Outcome(
+                served,
+                result.usage,
+                first.finish_reason if first else None,
+                first.native_finish_reason if first else None,
+                images=prep.images,
+            ),
+        )
+        return result
 
     async def open_stream(
-        self, request: ChatRequest, chosen: Plan, generation_id: str
+        self, request: ChatRequest, prep: Prepared, ctx: CallContext
     ) -> StreamSession:
+        reservation = await self._reserve(ctx, request, prep)
         execution = Execution()
-        upstream = await self._executor.open_stream(request, chosen.candidates, execution)
+        try:
+            upstream = await self._executor.open_stream(request, prep.plan.candidates, execution)
+        except BaseException:
+            self._meter.settle(ctx, reservation, execution, Outcome(None, None, "error", None))
+            raise
         served = execution.served_by
         assert served is not None
         return StreamSession(
@@ -103,9 +151,12 @@ class ChatService:
             upstream=upstream,
             served=served,
             provider_name=self._catalog.providers[served.endpoint.provider].name,
-            generation_id=generation_id,
+            ctx=ctx,
             execution=execution,
             keepalive=self._keepalive,
+            meter=self._meter,
+            reservation=reservation,
+            images=prep.images,
         )
 
 
@@ -117,15 +168,23 @@ class StreamSession:
     upstream: ChunkStream
     served: Candidate
     provider_name: str
-    generation_id: str
+    ctx: CallContext
     execution: Execution
     keepalive: float
+    meter: Meter
+    reservation: Reservation
+    images: int
     created: int = field(default_factory=lambda: int(time.time()))
     usage: Usage | None = None
     finish_reason: str | None = None
-    cancelled: bool = False
+    native_finish_reason: str | None = None
     _text: list[str] = field(default_factory=list)
     _closed: bool = False
+    _settled: bool = False
+
+    @property
+    def generation_id(self) -> str:
+        return self.ctx.generation_id
 
     async def frames(self) -> AsyncIterator[bytes]:
         chunks = self.upstream.__aiter__()
@@ -136,11 +195,14 @@ class StreamSession:
             # After the first byte there is no status code left to set: say it in-band.
             log.warning("stream %s failed mid-way: %s", self.generation_id, exc.message)
             self.finish_reason = "error"
+            self._settle(cancelled=False)
             yield frame(encode(self._error_chunk(exc)))
             return
         finally:
             await self.close()
-        yield frame(encode(self._usage_chunk()))
+        usage_chunk = self._usage_chunk()
+        self._settle(cancelled=False)  # before the client can see the stream complete
+        yield frame(encode(usage_chunk))
         yield DONE_FRAME
 
     async def _relay(self, chunks: AsyncIterator[ChatChunk]) -> AsyncIterator[bytes]:
@@ -159,6 +221,7 @@ class StreamSession:
             chunk: ChatChunk | None = pending.result()
         except StopAsyncIteration:
             chunk = None
+        self.ctx.first_token_at = time.perf_counter()
         while chunk is not None:
             out = self._rewrite(chunk)
             if out is not None:
@@ -191,16 +254,31 @@ class StreamSession:
                         self._text.append(fn.arguments)
             if choice.finish_reason is not None:
                 self.finish_reason = choice.finish_reason
+                self.native_finish_reason = choice.native_finish_reason
         return chunk
 
     def final_usage(self) -> Usage:
         usage = self.usage
         if usage is None:
             usage = counted_usage(self.request, self.served.model, "".join(self._text))
-        return price_usage(
-            normalise_usage(usage),
-            self.served.endpoint.pricing,
-            images=tokens.image_count(self.request.messages),
+        return price_usage(normalise_usage(usage), self.served.endpoint.pricing, images=self.images)
+
+    def _settle(self, *, cancelled: bool) -> None:
+        if self._settled:
+            return
+        self._settled = True
+        self.meter.settle(
+            self.ctx,
+            self.reservation,
+            self.execution,
+            Outcome(
+                self.served,
+                self.final_usage(),
+                self.finish_reason,
+                self.native_finish_reason,
+                cancelled=cancelled,
+                images=self.images,
+            ),
         )
 
     def _usage_chunk(self) -> ChatChunk:
@@ -231,9 +309,9 @@ class StreamSession:
         )
 
     async def cancel(self) -> None:
-        """The client went away: stop the upstream work."""
-        self.cancelled = True
+        """The client went away: stop the upstream work and pay for what was generated."""
         await self.close()
+        self._settle(cancelled=True)
 
     async def close(self) -> None:
         if not self._closed:

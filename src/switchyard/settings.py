@@ -61,6 +61,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     upstream_read_timeout: float = 300.0
     # How long a cached key lookup stays valid before the database is asked again.
     key_cache_seconds: float = 5.0
+    # Seconds between batched usage writes (each generation is journalled at once).
+    usage_flush_interval: float = 0.2
     catalog_files: list[str] = []
     providers: dict[str, ProviderConfig] = {}
     local: LocalModelConfig = LocalModelConfig()

@@ -85,6 +85,9 @@ class SimConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Emit Azure's prompt_filter_results / content_filter_results fields and its
     # leading choice-less stream chunk on the Azure route, like real Azure does.
     azure_content_filter: bool = False
+    # Prompt tokens reported as served from the provider's prompt cache (capped at the
+    # prompt's size), as OpenAI reports automatic prompt caching.
+    cached_tokens: Annotated[int, msgspec.Meta(ge=0)] = 0
     models: list[str] = msgspec.field(default_factory=lambda: list(DEFAULT_MODELS))
 
 
@@ -331,12 +334,15 @@ def _logprobs(pieces: list[str], top: int) -> list[JSON]:
     return entries
 
 
-def _usage(prompt_tokens: int, completion_tokens: int) -> JSON:
+def _usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> JSON:
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "prompt_tokens_details": {
+            "cached_tokens": min(cached_tokens, prompt_tokens),
+            "audio_tokens": 0,
+        },
         "completion_tokens_details": {
             "reasoning_tokens": 0,
             "audio_tokens": 0,
@@ -357,6 +363,7 @@ class _Exchange:
     include_usage: bool
     obfuscation: bool
     content_filter: bool
+    cached_tokens: int = 0
     id: str = field(default_factory=lambda: _random_id("chatcmpl-"))
     created: int = field(default_factory=lambda: int(time.time()))
 
@@ -387,7 +394,7 @@ def _completion_body(ex: _Exchange) -> JSON:
         "created": ex.created,
         "model": ex.model,
         "choices": [choice],
-        "usage": _usage(ex.prompt_tokens, reply.completion_tokens),
+        "usage": _usage(ex.prompt_tokens, reply.completion_tokens, ex.cached_tokens),
         "service_tier": "default",
         "system_fingerprint": SYSTEM_FINGERPRINT,
     }
@@ -473,7 +480,11 @@ def _stream_frames(ex: _Exchange) -> Iterator[bytes]:
             yield frame({"content": piece}, logprobs=logprobs)
     yield frame({}, reply.finish_reason)
     if ex.include_usage:
-        usage = {**head, "choices": [], "usage": _usage(ex.prompt_tokens, reply.completion_tokens)}
+        usage = {
+            **head,
+            "choices": [],
+            "usage": _usage(ex.prompt_tokens, reply.completion_tokens, ex.cached_tokens),
+        }
         if ex.obfuscation:
             usage["obfuscation"] = "sim"
         yield b"data: " + _encode(usage) + b"\n\n"
@@ -820,6 +831,7 @@ class OpenAISimulator:
             # Azure does not obfuscate; OpenAI does unless asked not to.
             obfuscation=not azure and options.get("include_obfuscation") is not False,
             content_filter=azure and self.config.azure_content_filter,
+            cached_tokens=self.config.cached_tokens,
         )
         headers = {"x-request-id": _random_id("req_")}
         if stream:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -14,17 +14,17 @@ from switchyard.storage.sqlite import SQLiteDatabase
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[SQLiteDatabase]:
+async def db(tmp_path: Path) -> AsyncIterator[SQLiteDatabase]:
     database = SQLiteDatabase(tmp_path / "switchyard.db")
-    database.connect_sync()
+    await database.connect()
     yield database
-    database.close()
+    await database.close()
 
 
 @pytest.fixture
-def store(db: SQLiteDatabase) -> KeyStore:
+async def store(db: SQLiteDatabase) -> KeyStore:
     keys = KeyStore(db, cache_seconds=0)
-    keys.ensure_account()
+    await keys.ensure_account()
     return keys
 
 
@@ -53,7 +53,7 @@ def test_secret_shape() -> None:
 
 
 async def test_created_key_authenticates(store: KeyStore) -> None:
-    secret, record = store.create_key(name="ci")
+    secret, record = await store.create_key(name="ci")
     found = await store.authenticate(f"Bearer {secret}")
     assert found == record
     assert (found.name, found.kind, found.account_id) == ("ci", "inference", "default")
@@ -61,22 +61,22 @@ async def test_created_key_authenticates(store: KeyStore) -> None:
 
 
 async def test_scheme_is_case_insensitive(store: KeyStore) -> None:
-    secret, record = store.create_key(name="ci")
+    secret, record = await store.create_key(name="ci")
     assert (await store.authenticate(f"bearer {secret}")).hash == record.hash
     assert (await store.authenticate(f"BEARER   {secret}  ")).hash == record.hash
 
 
 async def test_each_key_maps_to_its_own_record(store: KeyStore) -> None:
-    a, _ = store.create_key(name="a")
-    b, _ = store.create_key(name="b", kind="management")
+    a, _ = await store.create_key(name="a")
+    b, _ = await store.create_key(name="b", kind="management")
     assert (await store.authenticate(f"Bearer {a}")).name == "a"
     found_b = await store.authenticate(f"Bearer {b}")
     assert (found_b.name, found_b.kind) == ("b", "management")
-    assert store.count_keys() == 2
+    assert await store.count_keys() == 2
 
 
 async def test_wrong_key(store: KeyStore) -> None:
-    secret, _ = store.create_key(name="ci")
+    secret, _ = await store.create_key(name="ci")
     wrong = secret[:-1] + ("0" if secret[-1] != "0" else "1")
     exc = await rejected(store, f"Bearer {wrong}")
     assert "Invalid API key" in exc.message
@@ -90,7 +90,7 @@ async def test_missing_header(store: KeyStore, header: str | None) -> None:
 
 @pytest.mark.parametrize("scheme", ["Basic", "Token", "Bearer:"])
 async def test_non_bearer_scheme(store: KeyStore, scheme: str) -> None:
-    secret, _ = store.create_key(name="ci")
+    secret, _ = await store.create_key(name="ci")
     exc = await rejected(store, f"{scheme} {secret}")
     assert "Bearer" in exc.message
 
@@ -101,12 +101,12 @@ async def test_bearer_without_key(store: KeyStore, header: str) -> None:
 
 
 async def test_bare_key_without_scheme(store: KeyStore) -> None:
-    secret, _ = store.create_key(name="ci")
+    secret, _ = await store.create_key(name="ci")
     await rejected(store, secret)
 
 
 async def test_disabled_key(db: SQLiteDatabase, store: KeyStore) -> None:
-    secret, record = store.create_key(name="ci")
+    secret, record = await store.create_key(name="ci")
     await store.authenticate(f"Bearer {secret}")
     set_column(db, record.hash, "disabled", 1)
     exc = await rejected(store, f"Bearer {secret}")
@@ -115,8 +115,8 @@ async def test_disabled_key(db: SQLiteDatabase, store: KeyStore) -> None:
 
 async def test_disabled_key_keeps_working_until_cache_expires(db: SQLiteDatabase) -> None:
     store = KeyStore(db, cache_seconds=3600)
-    store.ensure_account()
-    secret, record = store.create_key(name="ci")
+    await store.ensure_account()
+    secret, record = await store.create_key(name="ci")
     await store.authenticate(f"Bearer {secret}")
     set_column(db, record.hash, "disabled", 1)
     # Served from the cache: the documented bound on how long a disabled key keeps working.
@@ -126,21 +126,21 @@ async def test_disabled_key_keeps_working_until_cache_expires(db: SQLiteDatabase
 
 
 async def test_expired_key(db: SQLiteDatabase, store: KeyStore) -> None:
-    secret, record = store.create_key(name="ci")
+    secret, record = await store.create_key(name="ci")
     set_column(db, record.hash, "expires_at", "2000-01-01T00:00:00+00:00")
     exc = await rejected(store, f"Bearer {secret}")
     assert "expired" in exc.message
 
 
 async def test_key_expiring_in_future_works(db: SQLiteDatabase, store: KeyStore) -> None:
-    secret, record = store.create_key(name="ci")
+    secret, record = await store.create_key(name="ci")
     set_column(db, record.hash, "expires_at", "2999-01-01T00:00:00+00:00")
     found = await store.authenticate(f"Bearer {secret}")
     assert found.expires_at is not None and found.expires_at.year == 2999
 
 
 async def test_expired_key_with_sqlite_timestamp(db: SQLiteDatabase, store: KeyStore) -> None:
-    secret, record = store.create_key(name="ci")
+    secret, record = await store.create_key(name="ci")
     db.run_sync(
         lambda c: c.execute(
             "UPDATE api_keys SET expires_at = datetime('now', '-1 day') WHERE hash = ?",
@@ -150,8 +150,8 @@ async def test_expired_key_with_sqlite_timestamp(db: SQLiteDatabase, store: KeyS
     await rejected(store, f"Bearer {secret}")
 
 
-def test_secret_is_never_stored(db: SQLiteDatabase, store: KeyStore, tmp_path: Path) -> None:
-    secret, record = store.create_key(name="ci")
+async def test_secret_is_never_stored(db: SQLiteDatabase, store: KeyStore, tmp_path: Path) -> None:
+    secret, record = await store.create_key(name="ci")
     rows = db.run_sync(lambda c: [tuple(r) for r in c.execute("SELECT * FROM api_keys")])
     assert len(rows) == 1
     digest = hashlib.sha256(secret.encode()).hexdigest()
@@ -168,7 +168,7 @@ def test_secret_is_never_stored(db: SQLiteDatabase, store: KeyStore, tmp_path: P
     assert random_part[3:-3].encode() not in on_disk
 
 
-def test_list_keys(store: KeyStore) -> None:
-    _, a = store.create_key(name="a")
-    _, b = store.create_key(name="b")
-    assert {r.hash for r in store.list_keys()} == {a.hash, b.hash}
+async def test_list_keys(store: KeyStore) -> None:
+    _, a = await store.create_key(name="a")
+    _, b = await store.create_key(name="b")
+    assert {r.hash for r in await store.list_keys()} == {a.hash, b.hash}

@@ -53,8 +53,10 @@ def test_reconnecting_database_does_not_reapply(tmp_path: Path) -> None:
     path = tmp_path / "nested" / "dir" / "switchyard.db"
     first = SQLiteDatabase(path)
     first.connect_sync()
-    first.run_sync(lambda c: c.execute("INSERT INTO accounts VALUES ('a', 'A', '0', 'now')"))
-    first.close()
+    first.run_sync(
+        lambda c: c.execute("INSERT INTO accounts (id, name, created_at) VALUES ('a', 'A', 'now')")
+    )
+    first.close_sync()
 
     second = SQLiteDatabase(path)
     second.connect_sync()
@@ -62,7 +64,7 @@ def test_reconnecting_database_does_not_reapply(tmp_path: Path) -> None:
     # Re-running 0001 would have failed on CREATE TABLE, or lost the row.
     assert second.run_sync(lambda c: c.execute("SELECT count(*) FROM accounts").fetchone()[0]) == 1
     assert migrate(second.conn) == []
-    second.close()
+    second.close_sync()
 
 
 def test_connection_settings(tmp_path: Path) -> None:
@@ -78,7 +80,7 @@ def test_connection_settings(tmp_path: Path) -> None:
                 )
             )
     finally:
-        db.close()
+        db.close_sync()
 
 
 async def test_async_run(tmp_path: Path) -> None:
@@ -86,7 +88,7 @@ async def test_async_run(tmp_path: Path) -> None:
     try:
         assert await db.run(versions) == [1]
     finally:
-        db.close()
+        db.close_sync()
 
 
 def test_unknown_future_migration_is_refused(conn: sqlite3.Connection) -> None:
@@ -107,7 +109,7 @@ def test_future_database_refused_on_connect(tmp_path: Path) -> None:
         with pytest.raises(MigrationError):
             db.connect_sync()
     finally:
-        db.close()
+        db.close_sync()
 
 
 BROKEN = """

@@ -69,3 +69,34 @@ def _plain(value: Decimal) -> Decimal:
         return ZERO
     normal = value.normalize()
     return normal.quantize(Decimal(1)) if normal == normal.to_integral() else normal
+
+
+def max_cost(pricing: Pricing, prompt_tokens: int, max_output: int, images: int) -> Decimal:
+    """The most a request can cost: no cache discount, every output token at the dearer of
+    the completion and reasoning prices."""
+    output_price = max(pricing.completion, pricing.internal_reasoning or ZERO)
+    return (
+        prompt_tokens * pricing.prompt
+        + images * pricing.image
+        + pricing.request
+        + max_output * output_price
+    )
+
+
+def affordable_output(available: Decimal, pricing: Pricing, prompt_tokens: int, images: int) -> int:
+    """How many output tokens ``available`` USD pays for after the prompt (0 if none)."""
+    fixed = prompt_tokens * pricing.prompt + images * pricing.image + pricing.request
+    output_price = max(pricing.completion, pricing.internal_reasoning or ZERO)
+    if available <= fixed:
+        return 0
+    if not output_price:
+        return 2**31
+    return int((available - fixed) / output_price)
+
+
+def cache_discount(usage: Usage, pricing: Pricing) -> Decimal:
+    """What cached prompt tokens saved against the full prompt price."""
+    details = usage.prompt_tokens_details
+    if not isinstance(details, PromptTokensDetails) or pricing.input_cache_read is None:
+        return ZERO
+    return max(details.cached_tokens * (pricing.prompt - pricing.input_cache_read), ZERO)

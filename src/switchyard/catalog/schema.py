@@ -42,8 +42,13 @@ class Pricing(Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=Tru
     def __post_init__(self) -> None:
         for name in self.__struct_fields__:
             value = getattr(self, name)
-            if value is not None and (not value.is_finite() or value < 0):
+            if value is None:
+                continue
+            if not value.is_finite() or value < 0:
                 raise ValueError(f"price `{name}` must be a finite, non-negative number")
+            # Storage keeps money in picodollars; a finer price could not be charged exactly.
+            if value != value.quantize(Decimal("1e-12")):
+                raise ValueError(f"price `{name}` has more than 12 decimal places")
 
     def is_free(self) -> bool:
         return not (self.prompt or self.completion or self.request or self.image)

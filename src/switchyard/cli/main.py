@@ -1,21 +1,31 @@
-"""``switchyard serve | keys create|list | models``."""
+"""``switchyard serve | keys create|list|disable | credits add | accounts create|list | models``."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal, InvalidOperation
+from typing import TypeVar
 
 import msgspec
 
+from switchyard.accounting.keys import DEFAULT_ACCOUNT, KeyKind, KeyStore, new_account_id
+from switchyard.accounting.money import from_pico
 from switchyard.catalog.loader import CatalogError
+from switchyard.errors import SwitchyardError
 from switchyard.settings import ConfigError, Settings, load_settings
-from switchyard.storage.sqlite import MigrationError
+from switchyard.storage import Database, MigrationError, StorageError, open_database
 
 SETTINGS_ENV = "SWITCHYARD_RESOLVED_SETTINGS"
+T = TypeVar("T")
+
+
+class UsageError(Exception):
+    pass
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -31,23 +41,49 @@ def _parser() -> argparse.ArgumentParser:
     _common(serve)
     serve.add_argument("--host", help="interface to listen on (127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (8080)")
-    serve.add_argument("--workers", type=int, default=1, help="server processes (1)")
     serve.add_argument("--log-level", help="debug, info, warning, error (info)")
     serve.add_argument("--access-log", action="store_true", help="log every request")
 
     keys = sub.add_parser("keys", help="manage API keys")
-    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    keys_sub = keys.add_subparsers(dest="action", required=True)
     create = keys_sub.add_parser("create", help="create a key and print it (shown only once)")
     _common(create)
     create.add_argument("--name", default="cli", help="a name to recognise the key by")
+    create.add_argument("--account", default=DEFAULT_ACCOUNT, help="account id (default)")
     create.add_argument(
         "--management",
         action="store_true",
         help="a management key (manages keys, cannot call models)",
     )
     create.add_argument("--limit", help="credit limit in USD (default: none)")
+    create.add_argument(
+        "--limit-reset",
+        choices=["daily", "weekly", "monthly"],
+        help="reset the limit every day, week (from Monday) or month, UTC",
+    )
     listing = keys_sub.add_parser("list", help="list keys (never their secrets)")
     _common(listing)
+    listing.add_argument("--account", help="only this account's keys")
+    disable = keys_sub.add_parser("disable", help="disable a key by its hash")
+    _common(disable)
+    disable.add_argument("hash", help="the key's hash (from `keys list`)")
+
+    credits = sub.add_parser("credits", help="account credits")
+    credits_sub = credits.add_subparsers(dest="action", required=True)
+    add = credits_sub.add_parser("add", help="add USD credits to an account")
+    _common(add)
+    add.add_argument("amount", help="USD, e.g. 25 or 0.50")
+    add.add_argument("--account", default=DEFAULT_ACCOUNT, help="account id (default)")
+    add.add_argument("--note", help="why, for the record")
+
+    accounts = sub.add_parser("accounts", help="accounts (a team or customer each)")
+    accounts_sub = accounts.add_subparsers(dest="action", required=True)
+    new = accounts_sub.add_parser("create", help="create an account and its management key")
+    _common(new)
+    new.add_argument("name")
+    new.add_argument("--credits", help="initial USD credits")
+    accounts_list = accounts_sub.add_parser("list", help="list accounts with credits and usage")
+    _common(accounts_list)
 
     models = sub.add_parser("models", help="list the catalog and which models are available")
     _common(models)
@@ -70,69 +106,121 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = _settings(args)
         if args.command == "serve":
             return _serve(settings, args)
-        if args.command == "keys":
-            return _keys(settings, args)
-        return _models(settings)
-    except (ConfigError, CatalogError, MigrationError) as exc:
+        if args.command == "models":
+            return _models(settings)
+        handler = {"keys": _keys, "credits": _credits, "accounts": _accounts}[args.command]
+        return _with_store(settings, lambda store: handler(store, args))
+    except (ConfigError, CatalogError, MigrationError, StorageError, UsageError) as exc:
         print(f"switchyard: {exc}", file=sys.stderr)
         return 2
+    except SwitchyardError as exc:
+        print(f"switchyard: {exc.message}", file=sys.stderr)
+        return 1
 
 
-def _keystore(settings: Settings):  # type: ignore[no-untyped-def]
-    from switchyard.accounting.keys import KeyStore
-    from switchyard.storage.sqlite import SQLiteDatabase
+def _with_store(settings: Settings, fn: Callable[[KeyStore], Awaitable[int]]) -> int:
+    async def run() -> int:
+        db: Database = open_database(settings.database_url, settings.data_path)
+        await db.connect()
+        try:
+            store = KeyStore(db)
+            await store.ensure_account()
+            return await fn(store)
+        finally:
+            await db.close()
 
-    db = SQLiteDatabase(settings.sqlite_path)
-    db.connect_sync()
-    store = KeyStore(db)
-    store.ensure_account()
-    return db, store
+    return asyncio.run(run())
 
 
-def _keys(settings: Settings, args: argparse.Namespace) -> int:
-    db, store = _keystore(settings)
+def _usd(raw: str, what: str) -> Decimal:
     try:
-        if args.keys_command == "create":
-            limit = None
-            if args.limit is not None:
-                try:
-                    limit = Decimal(args.limit)
-                except InvalidOperation:
-                    print(f"switchyard: --limit {args.limit!r} is not a number", file=sys.stderr)
-                    return 2
-            kind = "management" if args.management else "inference"
-            secret, record = store.create_key(name=args.name, kind=kind, limit=limit)
-            print(secret)
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise UsageError(f"{what} {raw!r} is not a number") from None
+    if not value.is_finite() or value < 0:
+        raise UsageError(f"{what} must be a non-negative number")
+    return value
+
+
+async def _keys(store: KeyStore, args: argparse.Namespace) -> int:
+    if args.action == "create":
+        if await store.account(args.account) is None:
+            raise UsageError(f"no account {args.account!r}; see `switchyard accounts list`")
+        limit = _usd(args.limit, "--limit") if args.limit is not None else None
+        kind: KeyKind = "management" if args.management else "inference"
+        secret, record = await store.create_key(
+            name=args.name,
+            account_id=args.account,
+            kind=kind,
+            limit=limit,
+            limit_reset=args.limit_reset,
+        )
+        print(secret)
+        print(
+            f"created {kind} key {record.label} ({record.name}); it is shown only once",
+            file=sys.stderr,
+        )
+    elif args.action == "list":
+        for record in await store.list_keys(args.account):
+            state = "disabled" if record.disabled else "active"
+            cap = f"limit ${record.limit}" if record.limit is not None else "no limit"
             print(
-                f"created {kind} key {record.label} ({record.name}); it is shown only once",
-                file=sys.stderr,
+                f"{record.hash}  {record.label}  {record.kind:<10}  {state:<8}  "
+                f"{record.account_id}  {cap}  {record.name}"
             )
-        else:
-            for record in store.list_keys():
-                state = "disabled" if record.disabled else "active"
-                print(
-                    f"{record.hash[:16]}  {record.label}  {record.kind:<10}  {state:<8}  "
-                    f"{record.name}"
-                )
-    finally:
-        db.close()
+    else:
+        record = await store.update_key(args.hash, {"disabled": True})
+        print(f"disabled {record.label} ({record.name})")
+    return 0
+
+
+async def _credits(store: KeyStore, args: argparse.Namespace) -> int:
+    account = await store.add_credits(args.account, _usd(args.amount, "amount"), args.note)
+    print(
+        f"{account.id}: credits ${from_pico(account.total_credits)}, "
+        f"used ${from_pico(account.total_usage)}"
+    )
+    return 0
+
+
+async def _accounts(store: KeyStore, args: argparse.Namespace) -> int:
+    if args.action == "create":
+        account_id = new_account_id()
+        await store.ensure_account(account_id, args.name, enforce_balance=True)
+        if args.credits is not None:
+            await store.add_credits(account_id, _usd(args.credits, "--credits"), "initial")
+        secret, _ = await store.create_key(
+            name=f"{args.name} management", account_id=account_id, kind="management"
+        )
+        print(f"account {account_id}", file=sys.stderr)
+        print(secret)
+        print("that is the account's management key; it is shown only once", file=sys.stderr)
+    else:
+        for account in await store.accounts():
+            enforced = "" if account.enforce_balance else "  (operator: balance not enforced)"
+            print(
+                f"{account.id}  {account.name}  credits ${from_pico(account.total_credits)}"
+                f"  used ${from_pico(account.total_usage)}{enforced}"
+            )
     return 0
 
 
 def _models(settings: Settings) -> int:
-    from switchyard.server.state import build_state
+    from pathlib import Path
 
-    state = build_state(settings)
-    try:
-        for model in state.catalog.models.values():
-            endpoints = state.catalog.endpoints_for(model.id)
-            available = [e.provider for e in endpoints if e.provider in state.providers]
-            missing = [e.provider for e in endpoints if e.provider not in state.providers]
-            status = ", ".join(available) if available else "unavailable"
-            extra = f" (not configured: {', '.join(missing)})" if missing else ""
-            print(f"{model.id:<34} {model.context_length:>8} ctx  {status}{extra}")
-    finally:
-        state.db.close()
+    from switchyard.catalog import load_catalog
+    from switchyard.providers.registry import build_providers
+    from switchyard.upstream.client import UpstreamClient
+
+    catalog = load_catalog([Path(p) for p in settings.catalog_files], settings.catalog_extra())
+    providers = build_providers(catalog, settings, UpstreamClient(), os.environ)
+    for model in catalog.models.values():
+        endpoints = catalog.endpoints_for(model.id)
+        available = [e.provider for e in endpoints if e.provider in providers]
+        missing = [e.provider for e in endpoints if e.provider not in providers]
+        status = ", ".join(available) if available else "unavailable"
+        extra = f" (not configured: {', '.join(missing)})" if missing else ""
+        print(f"{model.id:<34} {model.context_length:>8} ctx  {status}{extra}")
     return 0
 
 
@@ -143,31 +231,36 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    # Fail here, before binding the port, on a bad catalog, config or database.
-    from switchyard.server.state import build_state
 
-    state = build_state(settings)
-    if state.keys.count_keys() == 0:
-        state.keys.ensure_account()
-        secret, _ = state.keys.create_key(name="first key")
-        print(
-            "\nYour first API key (shown only once; `switchyard keys create` makes more):\n"
-            f"\n    {secret}\n",
-            flush=True,
-        )
-    available = sorted(m for m in state.catalog.models if state.view.is_available(m))
-    print(
-        f"Serving {len(available)} models on http://{settings.host}:{settings.port}/api/v1",
-        flush=True,
-    )
-    state.db.close()
+    async def first_run() -> None:
+        # Fail here, before binding the port, on a bad catalog, config or database.
+        from switchyard.server.state import build_state
+
+        state = await build_state(settings)
+        try:
+            if await state.keys.count_keys() == 0:
+                await state.keys.ensure_account()
+                secret, _ = await state.keys.create_key(name="first key")
+                print(
+                    "\nYour first API key (shown only once; `switchyard keys create` makes"
+                    f" more):\n\n    {secret}\n",
+                    flush=True,
+                )
+            models = [m for m in state.catalog.models if state.view.is_available(m)]
+            print(
+                f"Serving {len(models)} models on http://{settings.host}:{settings.port}/api/v1",
+                flush=True,
+            )
+        finally:
+            await state.db.close()
+
+    asyncio.run(first_run())
     os.environ[SETTINGS_ENV] = msgspec.json.encode(settings).decode()
     uvicorn.run(
         "switchyard.server.factory:app_from_env",
         factory=True,
         host=settings.host,
         port=settings.port,
-        workers=args.workers,
         loop="uvloop",
         http="httptools",
         log_level=settings.log_level,

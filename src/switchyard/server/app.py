@@ -13,9 +13,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from switchyard.errors import NotFound, SwitchyardError
-from switchyard.server import handlers
+from switchyard.server import accounts, handlers
 from switchyard.server.responses import JSONBytes, error_response
-from switchyard.server.state import AppState
+from switchyard.server.state import build_state
+from switchyard.settings import Settings
 
 log = logging.getLogger("switchyard.server")
 
@@ -27,6 +28,15 @@ ROUTES = [
     Route(f"{API}/model/{{author}}/{{slug}}", handlers.get_model, methods=["GET"]),
     Route(f"{API}/models/{{author}}/{{slug}}/endpoints", handlers.model_endpoints, methods=["GET"]),
     Route(f"{API}/providers", handlers.list_providers, methods=["GET"]),
+    Route(f"{API}/key", accounts.current_key, methods=["GET"]),
+    Route(f"{API}/keys", accounts.list_keys, methods=["GET"]),
+    Route(f"{API}/keys", accounts.create_key, methods=["POST"]),
+    Route(f"{API}/keys/{{hash}}", accounts.get_key, methods=["GET"]),
+    Route(f"{API}/keys/{{hash}}", accounts.update_key, methods=["PATCH"]),
+    Route(f"{API}/keys/{{hash}}", accounts.delete_key, methods=["DELETE"]),
+    Route(f"{API}/credits", accounts.credits, methods=["GET"]),
+    Route(f"{API}/generation", accounts.generation, methods=["GET"]),
+    Route(f"{API}/activity", accounts.activity, methods=["GET"]),
     Route("/health", handlers.health, methods=["GET"]),
 ]
 
@@ -52,15 +62,20 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return JSONBytes(b'{"error":{"code":500,"message":"Internal Server Error"}}', status_code=500)
 
 
-def create_app(state: AppState) -> Starlette:
+def create_app(settings: Settings) -> Starlette:
+    """The app; its state (database, providers, ...) is built when the server starts it."""
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        for provider in state.providers.values():
-            provider.start()
-        yield
-        await state.aclose()
+        state = await build_state(settings)
+        try:
+            await state.start()
+            app.state.switchyard = state
+            yield
+        finally:
+            await state.aclose()
 
-    app = Starlette(
+    return Starlette(
         routes=ROUTES,
         lifespan=lifespan,
         exception_handlers={
@@ -69,5 +84,3 @@ def create_app(state: AppState) -> Starlette:
             Exception: _unexpected,
         },
     )
-    app.state.switchyard = state
-    return app

@@ -8,7 +8,6 @@ import msgspec
 from starlette.applications import Starlette
 
 from switchyard.server.app import create_app
-from switchyard.server.state import build_state
 from switchyard.settings import Settings
 
 SETTINGS_ENV = "SWITCHYARD_RESOLVED_SETTINGS"
@@ -16,4 +15,4 @@ SETTINGS_ENV = "SWITCHYARD_RESOLVED_SETTINGS"
 
 def app_from_env() -> Starlette:
     settings = msgspec.json.decode(os.environ[SETTINGS_ENV], type=Settings)
-    return create_app(build_state(settings))
+    return create_app(settings)

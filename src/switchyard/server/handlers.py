@@ -6,8 +6,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from switchyard.accounting.keys import KeyRecord
+from switchyard.accounting.meter import CallContext
 from switchyard.completions import new_generation_id
-from switchyard.errors import Forbidden, NotFound
+from switchyard.errors import NotFound
 from switchyard.server.responses import JSONBytes, SSEResponse, read_body
 from switchyard.server.state import AppState
 from switchyard.wire.chat import ChatRequest
@@ -20,27 +21,34 @@ def _state(request: Request) -> AppState:
     return state
 
 
-async def _inference_key(request: Request, state: AppState) -> KeyRecord:
-    key = await state.keys.authenticate(request.headers.get("authorization"))
-    if key.kind != "inference":
-        raise Forbidden("Management keys cannot call inference endpoints; use an inference key")
-    return key
-
-
 async def chat_completions(request: Request) -> Response:
     state = _state(request)
-    await _inference_key(request, state)
+    key = await state.keys.inference_key(request.headers.get("authorization"))
     body = await read_body(request, state.settings.max_body_bytes)
     chat = decode_request(body, ChatRequest)
-    service = state.chat
-    plan = await service.prepare(chat, len(body))
-    generation_id = new_generation_id()
-    headers = {"X-Generation-Id": generation_id}
+    prepared = await state.chat.prepare(chat, len(body))
+    ctx = _context(request, key, chat)
+    headers = {"X-Generation-Id": ctx.generation_id}
     if not chat.stream:
-        result, _ = await service.complete(chat, plan, generation_id)
+        result = await state.chat.complete(chat, prepared, ctx)
         return JSONBytes(encode(result), headers=headers)
-    session = await service.open_stream(chat, plan, generation_id)
+    session = await state.chat.open_stream(chat, prepared, ctx)
     return SSEResponse(session.frames(), headers, on_disconnect=session.cancel)  # type: ignore[return-value]
+
+
+def _context(request: Request, key: KeyRecord, chat: ChatRequest) -> CallContext:
+    headers = request.headers
+    session = chat.session_id if isinstance(chat.session_id, str) else None
+    return CallContext(
+        key=key,
+        generation_id=new_generation_id(),
+        streamed=chat.stream,
+        http_referer=headers.get("http-referer") or None,
+        app_title=headers.get("x-openrouter-title") or headers.get("x-title") or None,
+        user_id=chat.user if isinstance(chat.user, str) else None,
+        # The body's session_id wins over the header, as OpenRouter documents.
+        session_id=session or headers.get("x-session-id") or None,
+    )
 
 
 async def list_models(request: Request) -> Response:

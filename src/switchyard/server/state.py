@@ -11,13 +11,16 @@ from pathlib import Path
 
 from switchyard import tokens
 from switchyard.accounting.keys import KeyStore
+from switchyard.accounting.ledger import Ledger
+from switchyard.accounting.meter import Meter
+from switchyard.accounting.writer import UsageWriter
 from switchyard.catalog import Catalog, load_catalog
 from switchyard.catalog.views import CatalogView
 from switchyard.completions import ChatService
 from switchyard.providers.base import Provider
 from switchyard.providers.registry import build_providers
 from switchyard.settings import Settings
-from switchyard.storage.sqlite import SQLiteDatabase
+from switchyard.storage import Database, open_database
 from switchyard.upstream.client import UpstreamClient
 
 log = logging.getLogger("switchyard")
@@ -28,25 +31,34 @@ class AppState:
     settings: Settings
     catalog: Catalog
     view: CatalogView
-    db: SQLiteDatabase
+    db: Database
     keys: KeyStore
+    ledger: Ledger
+    writer: UsageWriter
     upstream: UpstreamClient
     providers: dict[str, Provider]
     chat: ChatService
+
+    async def start(self) -> None:
+        """Replay journalled usage, then warm up providers."""
+        await self.writer.start()
+        for provider in self.providers.values():
+            provider.start()
 
     async def aclose(self) -> None:
         for provider in self.providers.values():
             await provider.aclose()
         await self.upstream.aclose()
-        self.db.close()
+        await self.writer.aclose()
+        await self.db.close()
 
 
-def build_state(settings: Settings, environ: Mapping[str, str] | None = None) -> AppState:
+async def build_state(settings: Settings, environ: Mapping[str, str] | None = None) -> AppState:
     """Load and validate everything; raise before serving if anything is wrong."""
     env = os.environ if environ is None else environ
     catalog = load_catalog([Path(p) for p in settings.catalog_files], settings.catalog_extra())
-    db = SQLiteDatabase(settings.sqlite_path)
-    db.connect_sync()
+    db = open_database(settings.database_url, settings.data_path)
+    await db.connect()
     upstream = UpstreamClient(
         connect_timeout=settings.upstream_connect_timeout,
         read_timeout=settings.upstream_read_timeout,
@@ -54,15 +66,22 @@ def build_state(settings: Settings, environ: Mapping[str, str] | None = None) ->
     providers = build_providers(catalog, settings, upstream, env)
     log.info("providers available: %s", ", ".join(sorted(providers)) or "none")
     _warm_tokenizers(catalog)
+    keys = KeyStore(db, settings.key_cache_seconds)
+    ledger = Ledger(keys)
+    writer = UsageWriter(
+        db, settings.data_path / "journal", flush_interval=settings.usage_flush_interval
+    )
     return AppState(
         settings=settings,
         catalog=catalog,
         view=CatalogView(catalog, providers.keys()),
         db=db,
-        keys=KeyStore(db, settings.key_cache_seconds),
+        keys=keys,
+        ledger=ledger,
+        writer=writer,
         upstream=upstream,
         providers=providers,
-        chat=ChatService(catalog, providers, settings.keepalive_interval),
+        chat=ChatService(catalog, providers, Meter(ledger, writer), settings.keepalive_interval),
     )
 
 

@@ -9,21 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
+from switchyard.storage.base import MigrationError, Queries, Row
+
 T = TypeVar("T")
 
 
-class MigrationError(Exception):
-    """The schema could not be brought up to date; the server must not start."""
-
-
-def _migrations() -> list[tuple[int, str, str]]:
-    folder = resources.files("switchyard.storage").joinpath("migrations", "sqlite")
+def migrations(dialect: str) -> list[tuple[int, str, str]]:
+    folder = resources.files("switchyard.storage").joinpath("migrations", dialect)
     found = []
     for entry in folder.iterdir():
         if entry.name.endswith(".sql"):
@@ -32,11 +31,39 @@ def _migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
-class SQLiteDatabase:
+# Kept for callers (and tests) that ask for SQLite's list by its old name.
+def _migrations() -> list[tuple[int, str, str]]:
+    return migrations("sqlite")
+
+
+class _Tx:
+    """Statements on the transaction's connection, run in the database thread."""
+
+    def __init__(self, db: SQLiteDatabase) -> None:
+        self._db = db
+
+    async def fetchone(self, sql: str, *params: Any) -> Row | None:
+        return await self._db._call(lambda c: _one(c.execute(sql, params).fetchone()))
+
+    async def fetchall(self, sql: str, *params: Any) -> list[Row]:
+        return await self._db._call(lambda c: [dict(r) for r in c.execute(sql, params)])
+
+    async def execute(self, sql: str, *params: Any) -> int:
+        return await self._db._call(lambda c: c.execute(sql, params).rowcount)
+
+    async def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        await self._db._call(lambda c: c.executemany(sql, rows))
+
+
+class SQLiteDatabase(_Tx):
+    dialect = "sqlite"
+
     def __init__(self, path: Path) -> None:
+        super().__init__(self)
         self.path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._conn: sqlite3.Connection | None = None
+        self._tx_lock: asyncio.Lock | None = None
 
     def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -49,10 +76,18 @@ class SQLiteDatabase:
         return conn
 
     def connect_sync(self) -> None:
-        """Open and migrate (blocking); used at start-up and by the CLI."""
+        """Open and migrate (blocking); used at start-up."""
         if self._conn is None:
-            self._conn = self._open()
-            migrate(self._conn)
+            conn = self._executor.submit(self._open).result()
+            try:
+                self._executor.submit(migrate, conn).result()
+            except BaseException:
+                self._executor.submit(conn.close).result()
+                raise
+            self._conn = conn
+
+    async def connect(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self.connect_sync)
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -61,18 +96,42 @@ class SQLiteDatabase:
         assert self._conn is not None
         return self._conn
 
+    async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self.conn
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, conn)
+
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, fn, self.conn)
+        return await self._call(fn)
 
     def run_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return self._executor.submit(fn, self.conn).result()
+        conn = self.conn
+        return self._executor.submit(fn, conn).result()
 
-    def close(self) -> None:
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Queries]:
+        if self._tx_lock is None:
+            self._tx_lock = asyncio.Lock()
+        async with self._tx_lock:  # one connection: transactions take turns
+            await self._call(lambda c: c.execute("BEGIN IMMEDIATE"))
+            try:
+                yield _Tx(self)
+            except BaseException:
+                await self._call(lambda c: c.execute("ROLLBACK"))
+                raise
+            await self._call(lambda c: c.execute("COMMIT"))
+
+    async def close(self) -> None:
+        self.close_sync()
+
+    def close_sync(self) -> None:
         if self._conn is not None:
             conn, self._conn = self._conn, None
             self._executor.submit(conn.close).result()
         self._executor.shutdown(wait=True)
+
+
+def _one(row: sqlite3.Row | None) -> Row | None:
+    return dict(row) if row is not None else None
 
 
 def migrate(conn: sqlite3.Connection) -> list[int]:
@@ -95,7 +154,7 @@ def migrate(conn: sqlite3.Connection) -> list[int]:
             continue
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for statement in _statements(sql):
+            for statement in statements(sql):
                 conn.execute(statement)
             conn.execute(
                 "INSERT INTO schema_migrations VALUES (?, ?, datetime('now'))", (version, name)
@@ -108,23 +167,26 @@ def migrate(conn: sqlite3.Connection) -> list[int]:
     return applied
 
 
-def _statements(sql: str) -> list[str]:
+def statements(sql: str) -> list[str]:
     """Split a script into statements, so each migration stays one transaction.
 
     executescript() would commit on its own. sqlite3.complete_statement knows SQL's
     comments, literals and trigger bodies, so a ";" inside them does not split.
     """
-    statements: list[str] = []
+    found: list[str] = []
     pending = ""
     for line in sql.splitlines(keepends=True):
         pending += line
         if sqlite3.complete_statement(pending):
-            statements.append(pending.strip())
+            found.append(pending.strip())
             pending = ""
     leftover = [ln for ln in pending.splitlines() if ln.strip() and not ln.strip().startswith("--")]
     if leftover:
         raise MigrationError(f"migration ends with an incomplete statement: {pending.strip()!r}")
-    return statements
+    return found
+
+
+_statements = statements
 
 
 def row_dict(row: sqlite3.Row | None) -> dict[str, Any] | None:

@@ -1,0 +1,175 @@
+"""Metering one generation: reserve before, settle and record after.
+
+The chat service calls :meth:`Meter.reserve` once it knows which endpoints may serve, and
+:meth:`Meter.settle` exactly once when the outcome is known, before the client is told it
+is complete. Settling releases the reservation, counts the real cost (nothing for a request
+that failed or produced nothing; what was generated for a cancelled stream) and journals
+the generation record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from switchyard.accounting.cost import affordable_output, cache_discount, max_cost
+from switchyard.accounting.keys import KeyRecord
+from switchyard.accounting.ledger import Ledger, Reservation
+from switchyard.accounting.money import from_pico, to_pico
+from switchyard.accounting.periods import Periods
+from switchyard.accounting.records import GenerationRecord
+from switchyard.accounting.writer import UsageWriter
+from switchyard.catalog import Endpoint
+from switchyard.execute import Execution
+from switchyard.routing.plan import Candidate
+from switchyard.wire.chat import CompletionTokensDetails, PromptTokensDetails, Usage
+
+
+@dataclass(slots=True)
+class CallContext:
+    """Who asked, and the facts about the request that its record keeps."""
+
+    key: KeyRecord
+    generation_id: str
+    streamed: bool
+    http_referer: str | None = None
+    app_title: str | None = None
+    user_id: str | None = None
+    session_id: str | None = None
+    started: float = field(default_factory=time.perf_counter)
+    created_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    first_token_at: float | None = None
+
+
+@dataclass(slots=True)
+class Outcome:
+    served: Candidate | None
+    usage: Usage | None
+    finish_reason: str | None
+    native_finish_reason: str | None
+    cancelled: bool = False
+    images: int = 0
+
+
+def output_cap(endpoint: Endpoint, requested: int | None, prompt_tokens: int) -> int:
+    if requested is not None:
+        return requested
+    if endpoint.max_completion_tokens is not None:
+        return endpoint.max_completion_tokens
+    return max(endpoint.context_length - prompt_tokens, 0)
+
+
+class Meter:
+    def __init__(self, ledger: Ledger, writer: UsageWriter) -> None:
+        self.ledger = ledger
+        self.writer = writer
+
+    async def reserve(
+        self,
+        ctx: CallContext,
+        candidates: list[Candidate],
+        prompt_tokens: dict[str, int],
+        requested_output: int | None,
+        images: int,
+    ) -> Reservation:
+        """Hold the most the dearest candidate could cost; 402 if that is not affordable."""
+        worst = Decimal(0)
+        worst_candidate: Candidate | None = None
+        for candidate in candidates:
+            pricing = candidate.endpoint.pricing
+            if pricing.is_free():
+                continue
+            prompt = prompt_tokens.get(candidate.model.id, 0)
+            cap = output_cap(candidate.endpoint, requested_output, prompt)
+            cost = max_cost(pricing, prompt, cap, images)
+            if cost > worst:
+                worst, worst_candidate = cost, candidate
+        amount = to_pico(worst)
+        if worst_candidate is None:
+            return await self.ledger.reserve(ctx.key, 0, "")
+        prompt = prompt_tokens.get(worst_candidate.model.id, 0)
+        available = await self.ledger.available(ctx.key)
+        affordable = (
+            affordable_output(
+                from_pico(max(available, 0)), worst_candidate.endpoint.pricing, prompt, images
+            )
+            if available is not None
+            else 0
+        )
+        cap = output_cap(worst_candidate.endpoint, requested_output, prompt)
+        explain = (
+            f"Insufficient credits: this request can cost up to ${worst} ({prompt} prompt "
+            f"tokens and up to {cap} output tokens on {worst_candidate.endpoint.key}), and the "
+            f"key can afford {affordable} output tokens. Lower max_tokens or add credits."
+        )
+        return await self.ledger.reserve(ctx.key, amount, explain)
+
+    def settle(
+        self, ctx: CallContext, reservation: Reservation, execution: Execution, outcome: Outcome
+    ) -> GenerationRecord | None:
+        """Charge, release and journal; returns the record (None if nothing was served)."""
+        usage = outcome.usage
+        served = outcome.served
+        charged = usage is not None and served is not None and _billable(outcome)
+        cost = to_pico(usage.cost) if charged and isinstance(usage.cost, Decimal) else 0  # type: ignore[union-attr]
+        self.ledger.settle(reservation, cost, ctx.created_at)
+        if served is None:
+            return None
+        now = time.perf_counter()
+        prompt_details = usage.prompt_tokens_details if usage else None
+        completion_details = usage.completion_tokens_details if usage else None
+        record = GenerationRecord(
+            id=ctx.generation_id,
+            account_id=ctx.key.account_id,
+            key_hash=ctx.key.hash,
+            created_at=ctx.created_at.isoformat(timespec="milliseconds"),
+            day=Periods.at(ctx.created_at).day,
+            model=served.model.id,
+            endpoint=served.endpoint.key,
+            provider_name=execution.attempts[-1].provider if execution.attempts else None,
+            streamed=ctx.streamed,
+            cancelled=outcome.cancelled,
+            finish_reason=outcome.finish_reason,
+            native_finish_reason=outcome.native_finish_reason,
+            latency_ms=round(((ctx.first_token_at or now) - ctx.started) * 1000, 2),
+            generation_time_ms=round((now - ctx.started) * 1000, 2),
+            tokens_prompt=usage.prompt_tokens if usage else 0,
+            tokens_completion=usage.completion_tokens if usage else 0,
+            native_tokens_cached=prompt_details.cached_tokens
+            if isinstance(prompt_details, PromptTokensDetails)
+            else 0,
+            native_tokens_reasoning=completion_details.reasoning_tokens
+            if isinstance(completion_details, CompletionTokensDetails)
+            else 0,
+            num_media_prompt=outcome.images,
+            total_cost=cost,
+            cache_discount=to_pico(cache_discount(usage, served.endpoint.pricing))
+            if charged and usage
+            else 0,
+            http_referer=ctx.http_referer,
+            app_title=ctx.app_title,
+            user_id=ctx.user_id,
+            session_id=ctx.session_id,
+            provider_responses=[
+                {
+                    "endpoint": a.endpoint,
+                    "provider_name": a.provider,
+                    "status": a.status,
+                    "latency": a.latency_ms,
+                    **({"error": a.error} if a.error else {}),
+                }
+                for a in execution.attempts
+            ],
+        )
+        self.writer.record(record)
+        return record
+
+
+def _billable(outcome: Outcome) -> bool:
+    """No charge for an error, or for nothing produced without a finish reason."""
+    if outcome.finish_reason == "error":
+        return False
+    usage = outcome.usage
+    return not (usage is not None and usage.completion_tokens == 0 and not outcome.finish_reason)

@@ -1,0 +1,247 @@
+"""Durable, batched usage writes.
+
+A settled generation is appended to a journal file (one JSON line, a single write() before
+the response is acknowledged) and kept in memory until a background task writes a batch to
+the database in one transaction. If the process dies between the response and that write,
+the journal is still on disk (the OS has it; the process only lost its memory), and the next
+start replays it before serving. Replays are idempotent: a generation already in the
+database is skipped, and only newly inserted generations add to counters.
+
+The journal is rotated at each flush: new records go to a fresh file while the batch from
+the previous one is written; the old file is deleted only after its batch has committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import os
+from pathlib import Path
+
+import msgspec
+
+from switchyard.accounting.periods import Periods
+from switchyard.accounting.records import GenerationRecord
+from switchyard.storage.base import Database, Queries
+
+log = logging.getLogger("switchyard.usage")
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(GenerationRecord)
+
+
+class UsageWriter:
+    def __init__(
+        self, db: Database, journal_dir: Path, *, flush_interval: float = 0.2, batch: int = 500
+    ) -> None:
+        self._db = db
+        self._dir = journal_dir
+        self._interval = flush_interval
+        self._batch = batch
+        self._pending: dict[str, GenerationRecord] = {}
+        self._file: int | None = None
+        self._path: Path | None = None
+        self._sealed: list[Path] = []
+        self._seq = 0
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+
+    # --- start-up: replay what a previous process left behind -----------------------------
+
+    async def start(self) -> None:
+        self._dir.mkdir(parents=True, exist_ok=True)
+        leftovers = sorted(self._dir.glob("usage-*.journal"))
+        records: list[GenerationRecord] = []
+        for path in leftovers:
+            records.extend(_read_journal(path))
+        if records:
+            inserted = await write_batch(self._db, records)
+            log.info("replayed %d journalled generations (%d new)", len(records), inserted)
+        for path in leftovers:
+            path.unlink()
+        self._seq = 0
+        self._open_journal()
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def _open_journal(self) -> None:
+        self._seq += 1
+        self._path = self._dir / f"usage-{os.getpid()}-{self._seq:08d}.journal"
+        self._file = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+
+    # --- the request path ------------------------------------------------------------------
+
+    def record(self, record: GenerationRecord) -> None:
+        """Journal (durable against a process crash) and queue for the database."""
+        assert self._file is not None, "UsageWriter.start() was not awaited"
+        os.write(self._file, _encoder.encode(record) + b"\n")
+        self._pending[record.id] = record
+        if len(self._pending) >= self._batch:
+            self._wake.set()
+
+    def pending(self, generation_id: str) -> GenerationRecord | None:
+        return self._pending.get(generation_id)
+
+    # --- background flushing ---------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._interval)
+            self._wake.clear()
+            try:
+                await self.flush()
+            except Exception:  # keep the journal; retry on the next tick
+                log.exception("writing usage failed; it stays journalled and will be retried")
+
+    async def flush(self) -> None:
+        async with self._lock:
+            if not self._pending:
+                return
+            batch = list(self._pending.values())
+            # Seal the journal that holds this batch; new records go to a fresh one.
+            assert self._file is not None and self._path is not None
+            os.close(self._file)
+            self._sealed.append(self._path)
+            self._open_journal()
+            await write_batch(self._db, batch)  # on failure: sealed files and pending stay
+            for record in batch:
+                if self._pending.get(record.id) is record:
+                    del self._pending[record.id]
+            # Every record in a sealed journal was pending, so all of them are now written.
+            for path in self._sealed:
+                path.unlink(missing_ok=True)
+            self._sealed.clear()
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()
+        if self._file is not None:
+            os.close(self._file)
+            self._file = None
+        if self._path is not None and not self._pending:
+            self._path.unlink(missing_ok=True)
+
+
+def _read_journal(path: Path) -> list[GenerationRecord]:
+    records = []
+    for number, line in enumerate(path.read_bytes().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(_decoder.decode(line))
+        except msgspec.DecodeError:
+            # Only a torn last line (the process died mid-write) can be partial.
+            log.warning("skipping unreadable line %d of %s", number, path.name)
+    return records
+
+
+async def write_batch(db: Database, records: list[GenerationRecord]) -> int:
+    """Insert generations and add them to counters, in one transaction; return how many
+    were new (a replayed generation already written is skipped entirely)."""
+    inserted = 0
+    async with db.transaction() as tx:
+        for record in records:
+            if await _insert(tx, record):
+                inserted += 1
+                await _count(tx, record)
+    return inserted
+
+
+async def _insert(tx: Queries, r: GenerationRecord) -> bool:
+    changed = await tx.execute(
+        "INSERT INTO generations (id, account_id, key_hash, created_at, model, endpoint,"
+        " provider_name, streamed, cancelled, finish_reason, native_finish_reason, latency_ms,"
+        " generation_time_ms, tokens_prompt, tokens_completion, native_tokens_cached,"
+        " native_tokens_reasoning, num_media_prompt, total_cost, cache_discount, http_referer,"
+        " app_title, user_id, session_id, provider_responses)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (id) DO NOTHING",
+        r.id,
+        r.account_id,
+        r.key_hash,
+        r.created_at,
+        r.model,
+        r.endpoint,
+        r.provider_name,
+        int(r.streamed),
+        int(r.cancelled),
+        r.finish_reason,
+        r.native_finish_reason,
+        r.latency_ms,
+        r.generation_time_ms,
+        r.tokens_prompt,
+        r.tokens_completion,
+        r.native_tokens_cached,
+        r.native_tokens_reasoning,
+        r.num_media_prompt,
+        r.total_cost,
+        r.cache_discount,
+        r.http_referer,
+        r.app_title,
+        r.user_id,
+        r.session_id,
+        _encoder.encode(r.provider_responses).decode(),
+    )
+    return changed == 1
+
+
+async def _count(tx: Queries, r: GenerationRecord) -> None:
+    periods = Periods.at(dt.datetime.fromisoformat(r.created_at))
+    cost = r.total_cost
+    if cost:
+        await tx.execute(
+            "UPDATE api_keys SET usage_total = usage_total + ?,"
+            " usage_daily = CASE WHEN usage_day = ? THEN usage_daily + ? ELSE ? END,"
+            " usage_day = ?,"
+            " usage_weekly = CASE WHEN usage_week = ? THEN usage_weekly + ? ELSE ? END,"
+            " usage_week = ?,"
+            " usage_monthly = CASE WHEN usage_month = ? THEN usage_monthly + ? ELSE ? END,"
+            " usage_month = ?"
+            " WHERE hash = ?",
+            cost,
+            periods.day,
+            cost,
+            cost,
+            periods.day,
+            periods.week,
+            cost,
+            cost,
+            periods.week,
+            periods.month,
+            cost,
+            cost,
+            periods.month,
+            r.key_hash,
+        )
+        await tx.execute(
+            "UPDATE accounts SET total_usage = total_usage + ? WHERE id = ?", cost, r.account_id
+        )
+    await tx.execute(
+        "INSERT INTO activity_daily (day, account_id, key_hash, model, endpoint, provider_name,"
+        " requests, prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens, usage)"
+        " VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (day, account_id, key_hash, model, endpoint) DO UPDATE SET"
+        " requests = activity_daily.requests + 1,"
+        " prompt_tokens = activity_daily.prompt_tokens + excluded.prompt_tokens,"
+        " completion_tokens = activity_daily.completion_tokens + excluded.completion_tokens,"
+        " reasoning_tokens = activity_daily.reasoning_tokens + excluded.reasoning_tokens,"
+        " cached_tokens = activity_daily.cached_tokens + excluded.cached_tokens,"
+        " usage = activity_daily.usage + excluded.usage",
+        r.day,
+        r.account_id,
+        r.key_hash,
+        r.model,
+        r.endpoint or "",
+        r.provider_name or "",
+        r.tokens_prompt,
+        r.tokens_completion,
+        r.native_tokens_reasoning,
+        r.native_tokens_cached,
+        cost,
+    )
