@@ -26,8 +26,22 @@ def server(
     sim: SimulatorHandle, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:
     """One server for most end-to-end tests: local model plus simulated openai and azure."""
-    config = "keepalive_interval = 0.2\n\n" + provider_config(sim.base_url)
+    # Many tests inject faults here; a breaker tripped by one must not reroute the next.
+    config = "keepalive_interval = 0.2\nbreaker_failures = 100000\n\n" + provider_config(
+        sim.base_url
+    )
     running = start_server(tmp_path_factory.mktemp("server"), config)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def openai_server(
+    sim: SimulatorHandle, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    """Only the OpenAI provider configured."""
+    config = provider_config(sim.base_url, azure=False)
+    running = start_server(tmp_path_factory.mktemp("openai"), config)
     yield running
     running.stop()
 

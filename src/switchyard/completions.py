@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import secrets
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from msgspec import UNSET
 
@@ -24,7 +26,10 @@ from switchyard.catalog import Catalog, ModelSpec
 from switchyard.errors import SwitchyardError, UpstreamError
 from switchyard.execute import Execution, Executor
 from switchyard.providers.base import ChunkStream, Provider
-from switchyard.routing.plan import Candidate, Plan, plan
+from switchyard.routing.health import EndpointHealth, HealthTracker
+from switchyard.routing.metadata import routing_metadata
+from switchyard.routing.plan import Candidate, Plan, plan, requested_models, resolve_model
+from switchyard.routing.sticky import StickySessions, conversation_key
 from switchyard.sse import DONE_FRAME, KEEPALIVE_FRAME, frame
 from switchyard.wire.chat import (
     ChatChunk,
@@ -54,6 +59,7 @@ class Prepared:
     plan: Plan
     prompt_tokens: dict[str, int]  # model id -> exact prompt tokens, for priced models
     images: int
+    conversation: str  # sticky-routing key
 
 
 class ChatService:
@@ -63,20 +69,26 @@ class ChatService:
         providers: Mapping[str, Provider],
         meter: Meter,
         keepalive_interval: float,
+        health: HealthTracker | None = None,
     ) -> None:
         self._catalog = catalog
         self._available = frozenset(providers)
-        self._executor = Executor(providers)
+        self.health = health or HealthTracker()
+        self._executor = Executor(providers, self.health)
         self._meter = meter
         self._keepalive = keepalive_interval
+        self._sticky = StickySessions()
+        self._rng = random.Random()
 
-    async def prepare(self, request: ChatRequest, body_size: int) -> Prepared:
+    async def prepare(
+        self, request: ChatRequest, body_size: int, session_id: str | None = None
+    ) -> Prepared:
         validate_chat(request)
         if body_size > _PLAN_OFF_LOOP_BYTES:
-            return await asyncio.to_thread(self._prepare, request, body_size)
-        return self._prepare(request, body_size)
+            return await asyncio.to_thread(self._prepare, request, body_size, session_id)
+        return self._prepare(request, body_size, session_id)
 
-    def _prepare(self, request: ChatRequest, body_size: int) -> Prepared:
+    def _prepare(self, request: ChatRequest, body_size: int, session_id: str | None) -> Prepared:
         counted: dict[str, int] = {}
 
         def count(model: ModelSpec) -> int | None:
@@ -86,12 +98,37 @@ class ChatService:
                 counted[model.id] = tokens.count_prompt(request, model.encoding)
             return counted[model.id]
 
-        chosen = plan(request, self._catalog, self._available, count, body_size)
+        now = time.monotonic()
+        conversation = conversation_key(request, session_id)
+        chosen = plan(
+            request,
+            self._catalog,
+            self._available,
+            count,
+            body_size,
+            self._health_snapshot(request, now),
+            self._rng,
+            self._sticky.get(conversation, now),
+        )
         # Reserving credit needs the exact prompt size of every model that costs money.
         for candidate in chosen.candidates:
             if not candidate.endpoint.pricing.is_free():
                 count(candidate.model)
-        return Prepared(chosen, counted, tokens.image_count(request.messages))
+        return Prepared(chosen, counted, tokens.image_count(request.messages), conversation)
+
+    def _health_snapshot(self, request: ChatRequest, now: float) -> dict[str, EndpointHealth]:
+        snapshot: dict[str, EndpointHealth] = {}
+        for model_id, _ in requested_models(request):
+            model, _variant = resolve_model(self._catalog, model_id)
+            if model is not None:
+                for endpoint in self._catalog.endpoints_for(model.id):
+                    snapshot[endpoint.key] = self.health.snapshot(endpoint.key, now)
+        return snapshot
+
+    def _served(self, prep: Prepared, served: Candidate) -> None:
+        """Keep the conversation on an endpoint that caches prompts."""
+        if served.endpoint.supports_implicit_caching:
+            self._sticky.remember(prep.conversation, served.endpoint.key, time.monotonic())
 
     async def _reserve(self, ctx: CallContext, request: ChatRequest, prep: Prepared) -> Reservation:
         return await self._meter.reserve(
@@ -109,6 +146,7 @@ class ChatService:
         ctx.first_token_at = time.perf_counter()
         served = execution.served_by
         assert served is not None
+        self._served(prep, served)
         result.id = ctx.generation_id
         result.model = served.model.id
         result.provider = self._catalog.providers[served.endpoint.provider].name
@@ -119,6 +157,15 @@ class ChatService:
         result.usage = price_usage(
             normalise_usage(usage), served.endpoint.pricing, images=prep.images
         )
+        elapsed = ctx.first_token_at - ctx.started
+        self._executor.record_timing(
+            served.endpoint,
+            latency=elapsed,
+            output_tokens=result.usage.completion_tokens,
+            duration=elapsed,
+        )
+        if ctx.want_metadata:
+            result.openrouter_metadata = routing_metadata(request, prep.plan, execution)
         first = result.choices[0] if result.choices else None
         self._meter.settle(
             ctx,
@@ -146,6 +193,7 @@ class ChatService:
             raise
         served = execution.served_by
         assert served is not None
+        self._served(prep, served)
         return StreamSession(
             request=request,
             upstream=upstream,
@@ -157,6 +205,8 @@ class ChatService:
             meter=self._meter,
             reservation=reservation,
             images=prep.images,
+            executor=self._executor,
+            metadata=routing_metadata(request, prep.plan, execution) if ctx.want_metadata else None,
         )
 
 
@@ -174,6 +224,8 @@ class StreamSession:
     meter: Meter
     reservation: Reservation
     images: int
+    executor: Executor
+    metadata: dict[str, Any] | None = None
     created: int = field(default_factory=lambda: int(time.time()))
     usage: Usage | None = None
     finish_reason: str | None = None
@@ -194,6 +246,7 @@ class StreamSession:
         except UpstreamError as exc:
             # After the first byte there is no status code left to set: say it in-band.
             log.warning("stream %s failed mid-way: %s", self.generation_id, exc.message)
+            self.executor.record_broken_stream(self.served.endpoint)
             self.finish_reason = "error"
             self._settle(cancelled=False)
             yield frame(encode(self._error_chunk(exc)))
@@ -201,6 +254,7 @@ class StreamSession:
         finally:
             await self.close()
         usage_chunk = self._usage_chunk()
+        self._record_timing(usage_chunk.usage)
         self._settle(cancelled=False)  # before the client can see the stream complete
         yield frame(encode(usage_chunk))
         yield DONE_FRAME
@@ -263,6 +317,17 @@ class StreamSession:
             usage = counted_usage(self.request, self.served.model, "".join(self._text))
         return price_usage(normalise_usage(usage), self.served.endpoint.pricing, images=self.images)
 
+    def _record_timing(self, usage: object) -> None:
+        first = self.ctx.first_token_at
+        if first is None or not isinstance(usage, Usage):
+            return
+        self.executor.record_timing(
+            self.served.endpoint,
+            latency=first - self.ctx.started,
+            output_tokens=usage.completion_tokens,
+            duration=time.perf_counter() - first,
+        )
+
     def _settle(self, *, cancelled: bool) -> None:
         if self._settled:
             return
@@ -289,6 +354,7 @@ class StreamSession:
             provider=self.provider_name,
             choices=[],
             usage=self.final_usage(),
+            openrouter_metadata=self.metadata if self.metadata is not None else UNSET,
         )
 
     def _error_chunk(self, exc: SwitchyardError) -> ChatChunk:

@@ -63,6 +63,10 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     key_cache_seconds: float = 5.0
     # Seconds between batched usage writes (each generation is journalled at once).
     usage_flush_interval: float = 0.2
+    # Consecutive failures that open an endpoint's circuit breaker, and how long it stays
+    # open before one probe request is let through (doubling, up to 8x, while probes fail).
+    breaker_failures: int = 5
+    breaker_cooldown: float = 30.0
     catalog_files: list[str] = []
     providers: dict[str, ProviderConfig] = {}
     local: LocalModelConfig = LocalModelConfig()

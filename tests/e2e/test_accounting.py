@@ -313,6 +313,7 @@ def test_generation_record_lists_every_attempt(
         json={
             "model": GPT,
             "user": "end-user-7",
+            "provider": {"order": ["openai", "azure"]},  # equal prices: fix the order
             "messages": [{"role": "user", "content": "Hello"}],
         },
     )

@@ -21,6 +21,8 @@ LOCAL = "local/smollm2-135m-instruct"
 # SmolLM2's end tokens (<|endoftext|>, <|im_end|>): banning them makes generation run to
 # max_tokens, so a test can rely on a generation that is still going when it disconnects.
 NEVER_STOP = {"0": -100, "2": -100}
+# Both simulated providers cost the same, so load balancing may pick either: fix the order.
+OPENAI_FIRST = {"order": ["openai", "azure"]}
 
 
 def headers(server: RunningServer) -> dict[str, str]:
@@ -47,7 +49,7 @@ def test_a_503_from_the_first_provider_is_invisible(
     server: RunningServer, fresh_sim: SimulatorHandle
 ) -> None:
     fresh_sim.add_faults({"kind": "status", "status": 503})
-    response = chat(server, model=GPT)
+    response = chat(server, model=GPT, provider=OPENAI_FIRST)
     assert response.status_code == 200
     assert response.json()["provider"] == "Azure"
     assert response.json()["choices"][0]["message"]["content"] == DEFAULT_REPLY
@@ -62,7 +64,10 @@ def test_stream_falls_back_before_the_first_byte(
     client = openai.OpenAI(base_url=server.base_url, api_key=server.api_key, max_retries=0)
     chunks = list(
         client.chat.completions.create(
-            model=GPT, stream=True, messages=[{"role": "user", "content": "Hello"}]
+            model=GPT,
+            stream=True,
+            messages=[{"role": "user", "content": "Hello"}],
+            extra_body={"provider": OPENAI_FIRST},
         )
     )
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == DEFAULT_REPLY
@@ -73,7 +78,7 @@ def test_when_every_provider_fails_the_client_gets_the_status(
     server: RunningServer, fresh_sim: SimulatorHandle
 ) -> None:
     fresh_sim.add_faults({"kind": "status", "status": 429, "retry_after": 7}, sticky=True)
-    response = chat(server, model=GPT)
+    response = chat(server, model=GPT, provider=OPENAI_FIRST)
     assert response.status_code == 429
     assert response.headers["retry-after"] == "7"
     error = response.json()["error"]

@@ -150,7 +150,7 @@ class Hosted:
 @pytest.fixture(params=["openai", "azure"])
 def hosted(request: pytest.FixtureRequest, fresh_sim: SimulatorHandle) -> Hosted:
     if request.param == "openai":
-        return Hosted(request.getfixturevalue("server"), "OpenAI", "/v1/chat/completions")
+        return Hosted(request.getfixturevalue("openai_server"), "OpenAI", "/v1/chat/completions")
     return Hosted(
         request.getfixturevalue("azure_server"),
         "Azure",

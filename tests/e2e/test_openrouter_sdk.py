@@ -5,6 +5,7 @@ from __future__ import annotations
 from openrouter import OpenRouter
 
 from tests.servers import RunningServer
+from tests.simulators.openai_sim import SimulatorHandle
 
 LOCAL = "local/smollm2-135m-instruct"
 
@@ -52,6 +53,25 @@ def test_models_list_and_endpoints(server: RunningServer) -> None:
         endpoints = client.endpoints.list(author="openai", slug="gpt-4o")
         providers = {e.provider_name for e in endpoints.data.endpoints}
         assert providers == {"OpenAI", "Azure"}
-        assert all(e.uptime_last_30m is None for e in endpoints.data.endpoints)
         names = {p.slug for p in client.providers.list().data}
         assert {"openai", "azure", "local"} <= names
+
+
+def test_endpoints_report_measured_health(server: RunningServer, sim: SimulatorHandle) -> None:
+    """Uptime, latency and throughput are null until an endpoint serves, then measured."""
+    with sdk(server) as client:
+        before = client.endpoints.list(author="openai", slug="gpt-4-turbo").data.endpoints
+        assert all(e.uptime_last_30m is None and e.latency_last_30m is None for e in before)
+        sim.reset()
+        client.chat.send(
+            model="openai/gpt-4-turbo",
+            messages=[{"role": "user", "content": "Hi"}],
+            provider={"only": ["openai"]},
+        )
+        listed = client.endpoints.list(author="openai", slug="gpt-4-turbo").data.endpoints
+        after = {e.tag: e for e in listed}
+    served = after["openai"]
+    assert served.uptime_last_5m == served.uptime_last_30m == served.uptime_last_1d == 100
+    assert served.latency_last_30m is not None and served.latency_last_30m.p50 > 0
+    assert served.throughput_last_30m is not None and served.throughput_last_30m.p50 > 0
+    assert after["azure"].uptime_last_30m is None

@@ -49,11 +49,21 @@ class KeyUsage:
         return {"daily": daily, "weekly": weekly, "monthly": monthly}.get(reset or "", self.total)
 
     def add(self, amount: int, periods: Periods) -> None:
-        daily, weekly, monthly = self.current(periods)
+        """Count ``amount`` in the windows of ``periods``. A cost settled late, for a window
+        that has already given way to a newer one, counts in the total only."""
         self.total += amount
-        self.day, self.daily = periods.day, daily + amount
-        self.week, self.weekly = periods.week, weekly + amount
-        self.month, self.monthly = periods.month, monthly + amount
+        self.day, self.daily = _roll(self.day, self.daily, periods.day, amount)
+        self.week, self.weekly = _roll(self.week, self.weekly, periods.week, amount)
+        self.month, self.monthly = _roll(self.month, self.monthly, periods.month, amount)
+
+
+def _roll(window: str | None, used: int, period: str, amount: int) -> tuple[str | None, int]:
+    """Window labels are ISO dates / YYYY-MM, so they compare in time order as strings."""
+    if window == period:
+        return window, used + amount
+    if window is None or period > window:
+        return period, amount
+    return window, used  # an older window: already closed
 
 
 @dataclass(slots=True)

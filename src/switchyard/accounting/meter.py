@@ -41,6 +41,7 @@ class CallContext:
     started: float = field(default_factory=time.perf_counter)
     created_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     first_token_at: float | None = None
+    want_metadata: bool = False  # X-OpenRouter-Metadata: enabled
 
 
 @dataclass(slots=True)
@@ -91,13 +92,17 @@ class Meter:
             return await self.ledger.reserve(ctx.key, 0, "")
         prompt = prompt_tokens.get(worst_candidate.model.id, 0)
         available = await self.ledger.available(ctx.key)
-        affordable = (
-            affordable_output(
-                from_pico(max(available, 0)), worst_candidate.endpoint.pricing, prompt, images
+        # max_tokens must fit on every priced candidate, since any of them may serve.
+        affordable = 0
+        if available is not None:
+            budget = from_pico(max(available, 0))
+            affordable = min(
+                affordable_output(
+                    budget, c.endpoint.pricing, prompt_tokens.get(c.model.id, 0), images
+                )
+                for c in candidates
+                if not c.endpoint.pricing.is_free()
             )
-            if available is not None
-            else 0
-        )
         cap = output_cap(worst_candidate.endpoint, requested_output, prompt)
         explain = (
             f"Insufficient credits: this request can cost up to ${worst} ({prompt} prompt "

@@ -19,7 +19,11 @@ def to_pico(usd: Decimal) -> int:
 
 
 def from_pico(pico: int) -> Decimal:
-    return (Decimal(pico) / PICO).normalize() if pico else ZERO
+    if not pico:
+        return ZERO
+    value = (Decimal(pico) / PICO).normalize()
+    # normalize() writes whole amounts with an exponent (100 -> 1E+2); keep them plain.
+    return value.quantize(Decimal(1)) if value == value.to_integral_value() else value
 
 
 def usd_number(pico: int) -> Decimal:

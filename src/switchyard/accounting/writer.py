@@ -191,32 +191,36 @@ async def _insert(tx: Queries, r: GenerationRecord) -> bool:
     return changed == 1
 
 
+_WINDOW_COUNTER = {"day": "usage_daily", "week": "usage_weekly", "month": "usage_monthly"}
+
+
+def _window_sql(window: str) -> str:
+    """Add to the current window; a newer period starts it afresh; an older one (a request
+    that settled after midnight for yesterday) leaves it alone. Labels compare as strings."""
+    label, counter = f"usage_{window}", _WINDOW_COUNTER[window]
+    return (
+        f"{counter} = CASE WHEN {label} = ? THEN {counter} + ?"
+        f" WHEN {label} IS NULL OR {label} < ? THEN ? ELSE {counter} END,"
+        f" {label} = CASE WHEN {label} IS NULL OR {label} < ? THEN ? ELSE {label} END"
+    )
+
+
+def _window_params(period: str, cost: int) -> tuple[object, ...]:
+    return (period, cost, period, cost, period, period)
+
+
 async def _count(tx: Queries, r: GenerationRecord) -> None:
     periods = Periods.at(dt.datetime.fromisoformat(r.created_at))
     cost = r.total_cost
     if cost:
         await tx.execute(
-            "UPDATE api_keys SET usage_total = usage_total + ?,"
-            " usage_daily = CASE WHEN usage_day = ? THEN usage_daily + ? ELSE ? END,"
-            " usage_day = ?,"
-            " usage_weekly = CASE WHEN usage_week = ? THEN usage_weekly + ? ELSE ? END,"
-            " usage_week = ?,"
-            " usage_monthly = CASE WHEN usage_month = ? THEN usage_monthly + ? ELSE ? END,"
-            " usage_month = ?"
-            " WHERE hash = ?",
+            "UPDATE api_keys SET usage_total = usage_total + ?, "
+            + ", ".join(_window_sql(w) for w in ("day", "week", "month"))
+            + " WHERE hash = ?",
             cost,
-            periods.day,
-            cost,
-            cost,
-            periods.day,
-            periods.week,
-            cost,
-            cost,
-            periods.week,
-            periods.month,
-            cost,
-            cost,
-            periods.month,
+            *_window_params(periods.day, cost),
+            *_window_params(periods.week, cost),
+            *_window_params(periods.month, cost),
             r.key_hash,
         )
         await tx.execute(

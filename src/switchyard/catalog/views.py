@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from decimal import Decimal
 
 from switchyard.catalog.schema import Catalog, Endpoint, ModelSpec, Pricing, ProviderSpec
 from switchyard.errors import InvalidRequest
+from switchyard.routing.health import BreakerState, EndpointHealth
+from switchyard.routing.health import Percentiles as HealthPercentiles
 from switchyard.wire.models import (
     ArchitectureOut,
     EndpointOut,
     EndpointsData,
     Links,
     ModelOut,
+    Percentiles,
     ProviderOut,
     ToolChoiceSupport,
     TopProvider,
@@ -104,7 +107,7 @@ class CatalogView:
             links=Links(details=f"/api/v1/models/{model.id}/endpoints"),
         )
 
-    def endpoint_out(self, endpoint: Endpoint) -> EndpointOut:
+    def endpoint_out(self, endpoint: Endpoint, health: EndpointHealth | None = None) -> EndpointOut:
         model = self.catalog.models[endpoint.model]
         provider = self.catalog.providers[endpoint.provider]
         params = list(self.catalog.endpoint_parameters(endpoint))
@@ -121,13 +124,13 @@ class CatalogView:
             max_completion_tokens=endpoint.max_completion_tokens,
             max_prompt_tokens=endpoint.max_prompt_tokens,
             supported_parameters=params,
-            status=0,
-            # Health is measured by routing; until an endpoint has been used these stay null.
-            uptime_last_5m=None,
-            uptime_last_30m=None,
-            uptime_last_1d=None,
-            latency_last_30m=None,
-            throughput_last_30m=None,
+            status=0 if health is None or health.breaker is BreakerState.CLOSED else -1,
+            # Measured by routing; null until the endpoint has served requests.
+            uptime_last_5m=health.uptime_5m if health else None,
+            uptime_last_30m=health.uptime_30m if health else None,
+            uptime_last_1d=health.uptime_1d if health else None,
+            latency_last_30m=_percentiles(health.latency if health else None),
+            throughput_last_30m=_percentiles(health.throughput if health else None),
             supports_implicit_caching=endpoint.supports_implicit_caching,
             supports_tool_choice=ToolChoiceSupport(
                 auto=tool_choice, function=tool_choice, none=tool_choice, required=tool_choice
@@ -137,7 +140,9 @@ class CatalogView:
             supports_diarization=False,
         )
 
-    def endpoints_data(self, model_id: str) -> EndpointsData | None:
+    def endpoints_data(
+        self, model_id: str, health: Callable[[str], EndpointHealth] | None = None
+    ) -> EndpointsData | None:
         model = self.catalog.model(model_id)
         if model is None:
             return None
@@ -147,7 +152,10 @@ class CatalogView:
             created=_timestamp(model.created),
             description=model.description,
             architecture=_architecture(model),
-            endpoints=[self.endpoint_out(e) for e in self.endpoints(model_id)],
+            endpoints=[
+                self.endpoint_out(e, health(e.key) if health else None)
+                for e in self.endpoints(model_id)
+            ],
         )
 
     def providers_out(self) -> list[ProviderOut]:
@@ -195,6 +203,12 @@ class CatalogView:
                     if _within(Decimal(m.pricing[field]) * MILLION, bound, is_minimum)
                 ]
         return _sort(models, query.get("sort"))
+
+
+def _percentiles(stats: HealthPercentiles | None) -> Percentiles | None:
+    if stats is None:
+        return None
+    return Percentiles(p50=stats.p50, p75=stats.p75, p90=stats.p90, p99=stats.p99)
 
 
 def _within(price: Decimal, bound: Decimal, is_minimum: bool) -> bool:

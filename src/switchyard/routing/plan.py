@@ -8,14 +8,21 @@ Provider preferences, health and load balancing refine this ordering (routing is
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+import random
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 from switchyard import tokens
 from switchyard.catalog import Catalog, Endpoint, ModelSpec
 from switchyard.errors import InvalidRequest, NoEndpoint, NotFound
-from switchyard.wire.chat import PART_MODALITY, ChatRequest
+from switchyard.routing.filters import endpoint_filter
+from switchyard.routing.health import UNKNOWN, EndpointHealth
+from switchyard.routing.order import arrange, sort_by
+from switchyard.wire.chat import PART_MODALITY, ChatRequest, ProviderPreferences
 from switchyard.wire.codec import encode
+
+VARIANTS = frozenset({"nitro", "floor"})
+_NO_PREFS = ProviderPreferences()
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,8 +34,10 @@ class Candidate:
 @dataclass(slots=True)
 class Plan:
     candidates: list[Candidate]
-    # endpoint key -> why it was left out, for error messages and routing metadata
+    # endpoint key -> the filter that left it out, for error messages and routing metadata
     excluded: dict[str, str] = field(default_factory=dict)
+    strategy: str = ""
+    sticky: bool = False
 
 
 def requested_models(request: ChatRequest) -> list[tuple[str, str]]:
@@ -79,92 +88,138 @@ def plan(
     available: Collection[str],
     count_prompt: Callable[[ModelSpec], int | None],
     body_size: int | None = None,
+    health: Mapping[str, EndpointHealth] | None = None,
+    rng: random.Random | None = None,
+    sticky: str | None = None,
 ) -> Plan:
-    """``available``: provider slugs with working credentials.
+    """The endpoints to try, in order.
 
-    ``count_prompt(model)`` returns the exact prompt size for that model's tokenizer, or
-    None when the serving provider counts for itself (the embedded models).
+    ``available``: provider slugs with working credentials. ``count_prompt(model)`` returns
+    the exact prompt size for that model's tokenizer, or None when the serving provider counts
+    for itself (the embedded models). ``health`` is a snapshot per endpoint key; ``rng``
+    drives load balancing; ``sticky`` names an endpoint this conversation should stay on.
     """
+    health = health or {}
+    rng = rng or random.Random()
+    prefs = request.provider if isinstance(request.provider, ProviderPreferences) else _NO_PREFS
     needed = input_modalities(request)
     output = request.output_limit()
     result = Plan(candidates=[])
+    excluded_by = endpoint_filter(request, prefs, catalog, available)
     upper_bound: int | None = None
-    models: list[ModelSpec] = []
+    models: list[tuple[ModelSpec, str | None]] = []
     for model_id, where in requested_models(request):
-        model = catalog.model(model_id)
+        model, variant = resolve_model(catalog, model_id)
         if model is None:
             raise InvalidRequest(f"{model_id} is not a valid model ID", field=where)
-        models.append(model)
+        models.append((model, variant))
 
-    for model in models:
+    groups: list[tuple[ModelSpec, list[Endpoint]]] = []
+    for model, _variant in models:
         missing = needed - set(model.architecture.input_modalities)
+        endpoints = catalog.endpoints_for(model.id)
         if missing:
-            for e in catalog.endpoints_for(model.id):
-                result.excluded[e.key] = f"no {'/'.join(sorted(missing))} input"
+            for e in endpoints:
+                result.excluded[e.key] = "input_modalities"
             continue
         prompt_tokens: int | None = None
-        endpoints = sorted(catalog.endpoints_for(model.id), key=_price_key)
+        kept: list[Endpoint] = []
         for endpoint in endpoints:
-            if endpoint.provider not in available:
-                result.excluded[endpoint.key] = "provider not configured"
-                continue
-            if (
-                output is not None
-                and endpoint.max_completion_tokens is not None
-                and (output > endpoint.max_completion_tokens)
-            ):
-                result.excluded[endpoint.key] = (
-                    f"max output {endpoint.max_completion_tokens} tokens < requested {output}"
-                )
-                continue
-            if upper_bound is None:
-                upper_bound = prompt_upper_bound(request, body_size)
-            if upper_bound + (output or 0) > endpoint.context_length:
-                # Only now is an exact count worth its cost.
-                if prompt_tokens is None:
-                    prompt_tokens = count_prompt(model)
-                if prompt_tokens is not None and prompt_tokens + (output or 0) > (
-                    endpoint.context_length
-                ):
-                    result.excluded[endpoint.key] = (
-                        f"context {endpoint.context_length} tokens < prompt {prompt_tokens}"
-                        + (f" + output {output}" if output else "")
-                    )
-                    continue
-            result.candidates.append(Candidate(model, endpoint))
+            reason = excluded_by(endpoint)
+            if reason is None:
+                if upper_bound is None:
+                    upper_bound = prompt_upper_bound(request, body_size)
+                if upper_bound + (output or 0) > endpoint.context_length:
+                    # Only now is an exact count worth its cost.
+                    if prompt_tokens is None:
+                        prompt_tokens = count_prompt(model)
+                    if prompt_tokens is not None and prompt_tokens + (output or 0) > (
+                        endpoint.context_length
+                    ):
+                        reason = "context_length"
+            if reason is not None:
+                result.excluded[endpoint.key] = reason
+            else:
+                kept.append(endpoint)
+        if kept:
+            groups.append((model, kept))
 
-    if not result.candidates:
-        raise _nothing_serves(models, needed, result)
+    if not groups:
+        raise _nothing_serves([m for m, _ in models], needed, result)
+
+    by, partition = sort_by(prefs, models[0][1])
+    if by is not None and partition == "none" and len(groups) > 1:
+        # One ranking across every model: fallback models compete with the primary.
+        everything = [e for _, endpoints in groups for e in endpoints]
+        ranked, result.strategy = arrange(everything, request, prefs, catalog, health, rng, by)
+        result.candidates = [Candidate(catalog.models[e.model], e) for e in ranked]
+    else:
+        for model, endpoints in groups:
+            ranked, strategy = arrange(endpoints, request, prefs, catalog, health, rng, by)
+            result.strategy = result.strategy or strategy
+            result.candidates.extend(Candidate(model, e) for e in ranked)
+    # A conversation stays on its endpoint only where the router chooses freely: an explicit
+    # order or sort from the client wins over cache affinity.
+    if sticky is not None and result.strategy == "load_balance":
+        _stick(result, sticky, health)
     return result
 
 
-def _price_key(endpoint: Endpoint) -> tuple[object, ...]:
-    p = endpoint.pricing
-    return (p.prompt + p.completion, p.request)
+def resolve_model(catalog: Catalog, model_id: str) -> tuple[ModelSpec | None, str | None]:
+    """A catalog model and its routing variant (``:nitro``, ``:floor``), if any."""
+    model = catalog.model(model_id)
+    if model is not None:
+        return model, None
+    base, _, variant = model_id.rpartition(":")
+    if base and variant in VARIANTS:
+        return catalog.model(base), variant
+    return None, None
+
+
+def _stick(result: Plan, sticky: str, health: Mapping[str, EndpointHealth]) -> None:
+    """Move the conversation's endpoint to the front while it is healthy."""
+    for index, candidate in enumerate(result.candidates):
+        if candidate.endpoint.key == sticky:
+            if index and not health.get(sticky, UNKNOWN).recently_failing:
+                result.candidates.insert(0, result.candidates.pop(index))
+                result.sticky = True
+            elif index == 0:
+                result.sticky = True
+            return
 
 
 def _nothing_serves(models: list[ModelSpec], needed: set[str], result: Plan) -> Exception:
     names = ", ".join(m.id for m in models)
-    metadata = {"excluded": result.excluded}
-    reasons = set(result.excluded.values())
-    if any(r.startswith("context") for r in reasons):
+    by_filter: dict[str, list[str]] = {}
+    for key, reason in result.excluded.items():
+        by_filter.setdefault(reason, []).append(key)
+    metadata = {"excluded": result.excluded, "filters": by_filter}
+    # Unconfigured providers explain nothing the user can change when something else does.
+    reasons = set(by_filter) - {"provider_not_configured"} or set(by_filter)
+    if reasons == {"context_length"}:
         return InvalidRequest(
             f"The prompt does not fit the context length of any endpoint serving {names}",
             field="messages",
             metadata=metadata,
         )
-    if any(r.startswith("max output") for r in reasons):
+    if reasons == {"max_tokens"}:
         return InvalidRequest(
             f"max_tokens exceeds the maximum output of every endpoint serving {names}",
             field="max_tokens",
             metadata=metadata,
         )
-    if any(r.startswith("no ") for r in reasons):
+    if reasons == {"input_modalities"}:
         kinds = "/".join(sorted(needed - {"text"}))
         return NotFound(
             f"No endpoints found that support {kinds} input for {names}", metadata=metadata
         )
-    return NoEndpoint(
-        f"No provider is configured for {names}; set its credentials to enable it",
+    if reasons == {"provider_not_configured"}:
+        return NoEndpoint(
+            f"No provider is configured for {names}; set its credentials to enable it",
+            metadata=metadata,
+        )
+    listed = ", ".join(f"{reason} ({len(keys)})" for reason, keys in sorted(by_filter.items()))
+    return NotFound(
+        f"No endpoints found for {names} that match the request; excluded by: {listed}",
         metadata=metadata,
     )

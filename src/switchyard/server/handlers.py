@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -26,8 +28,8 @@ async def chat_completions(request: Request) -> Response:
     key = await state.keys.inference_key(request.headers.get("authorization"))
     body = await read_body(request, state.settings.max_body_bytes)
     chat = decode_request(body, ChatRequest)
-    prepared = await state.chat.prepare(chat, len(body))
     ctx = _context(request, key, chat)
+    prepared = await state.chat.prepare(chat, len(body), ctx.session_id)
     headers = {"X-Generation-Id": ctx.generation_id}
     if not chat.stream:
         result = await state.chat.complete(chat, prepared, ctx)
@@ -48,7 +50,15 @@ def _context(request: Request, key: KeyRecord, chat: ChatRequest) -> CallContext
         user_id=chat.user if isinstance(chat.user, str) else None,
         # The body's session_id wins over the header, as OpenRouter documents.
         session_id=session or headers.get("x-session-id") or None,
+        want_metadata=_metadata_enabled(
+            headers.get("x-openrouter-metadata")
+            or headers.get("x-openrouter-experimental-metadata")
+        ),
     )
+
+
+def _metadata_enabled(value: str | None) -> bool:
+    return value is not None and value.strip().lower() == "enabled"
 
 
 async def list_models(request: Request) -> Response:
@@ -73,7 +83,9 @@ async def get_model(request: Request) -> Response:
 async def model_endpoints(request: Request) -> Response:
     view = _state(request).view
     model_id = _model_id(request)
-    data = view.endpoints_data(model_id)
+    health = _state(request).chat.health
+    now = time.monotonic()
+    data = view.endpoints_data(model_id, lambda key: health.snapshot(key, now))
     if data is None:
         raise NotFound(f"Model {model_id} not found")
     return JSONBytes(encode(EndpointsEnvelope(data=data)))

@@ -19,6 +19,7 @@ from switchyard.catalog.views import CatalogView
 from switchyard.completions import ChatService
 from switchyard.providers.base import Provider
 from switchyard.providers.registry import build_providers
+from switchyard.routing.health import HealthTracker
 from switchyard.settings import Settings
 from switchyard.storage import Database, open_database
 from switchyard.upstream.client import UpstreamClient
@@ -81,7 +82,16 @@ async def build_state(settings: Settings, environ: Mapping[str, str] | None = No
         writer=writer,
         upstream=upstream,
         providers=providers,
-        chat=ChatService(catalog, providers, Meter(ledger, writer), settings.keepalive_interval),
+        chat=ChatService(
+            catalog,
+            providers,
+            Meter(ledger, writer),
+            settings.keepalive_interval,
+            HealthTracker(
+                breaker_failures=settings.breaker_failures,
+                breaker_cooldown=settings.breaker_cooldown,
+            ),
+        ),
     )
 
 
