@@ -28,23 +28,23 @@ from switchyard.server.factory import SETTINGS_ENV
 from switchyard.settings import load_settings
 
 APP = "switchyard.server.factory:app_from_env"
-ServerCommand = Callable[[int], list[str]]
+ServerCommand = Callable[[str], list[str]]
 
 
-def uvicorn_command(port: int) -> list[str]:
+def uvicorn_command(port: str) -> list[str]:
     # The same options `switchyard serve` passes to uvicorn.run().
     return [
         *(sys.executable, "-m", "uvicorn", APP, "--factory"),
-        *("--host", "127.0.0.1", "--port", str(port)),
+        *("--host", "127.0.0.1", "--port", port),
         *("--loop", "uvloop", "--http", "httptools", "--no-access-log"),
         *("--log-level", "warning"),
     ]
 
 
-def granian_command(port: int) -> list[str]:
+def granian_command(port: str) -> list[str]:
     return [
         *(str(h.BIN / "granian"), "--interface", "asgi", "--factory"),
-        *("--host", "127.0.0.1", "--port", str(port), "--workers", "1"),
+        *("--host", "127.0.0.1", "--port", port, "--workers", "1"),
         *("--loop", "uvloop", "--http", "1", "--no-access-log"),
         *("--log-level", "warning", APP),
     ]
@@ -66,11 +66,24 @@ def servers() -> dict[str, tuple[str, ServerCommand]]:
     return found
 
 
+def shown(argv: list[str]) -> str:
+    """A command line for the report, with the venv's paths shortened."""
+    short = {sys.executable: "python", str(h.BIN / "granian"): "granian"}
+    return " ".join(short.get(arg, arg) for arg in argv)
+
+
 @dataclass(frozen=True)
 class Sample:
     server: str
     stream: bool
     result: h.LoadResult
+
+
+def median_rps_cpu(results: list[h.LoadResult]) -> tuple[float, float]:
+    return (
+        statistics.median(r.rps for r in results),
+        statistics.median(r.server_cpu_ms_per_request or 0.0 for r in results),
+    )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -104,7 +117,9 @@ def run(args: argparse.Namespace, tool: str, gate: h.QuietGate) -> list[Sample]:
                 port = h.free_port()
                 settings = load_settings(overrides={"data_dir": str(data_dir), "port": port})
                 env = {SETTINGS_ENV: msgspec.json.encode(settings).decode()}
-                server = procs.start(f"{name}-{round_no}", found[name][1](port), h.SERVER_CPU, env)
+                server = procs.start(
+                    f"{name}-{round_no}", found[name][1](str(port)), h.SERVER_CPU, env
+                )
                 try:
                     base = f"http://127.0.0.1:{port}"
                     h.wait_switchyard(server, base)
@@ -142,15 +157,12 @@ def report(
     detail: list[list[object]] = []
     for stream in (False, True):
         mode = f"streaming ({h.STREAM_CHUNKS} chunks)" if stream else "non-streaming"
-        medians: dict[str, tuple[float, float]] = {}
-        for name in found:
-            mine = [s.result for s in samples if s.server == name and s.stream == stream]
-            if not mine:
-                continue
-            rps = statistics.median(r.rps for r in mine)
-            cpu = statistics.median(r.server_cpu_ms_per_request or 0.0 for r in mine)
-            medians[name] = (rps, cpu)
-            for i, r in enumerate(mine, 1):
+        by_server = {
+            name: [s.result for s in samples if s.server == name and s.stream == stream]
+            for name in found
+        }
+        for name, results in by_server.items():
+            for i, r in enumerate(results, 1):
                 detail.append(
                     [
                         mode,
@@ -166,23 +178,27 @@ def report(
                         *h.busy_cells(r),
                     ]
                 )
-        base_rps, base_cpu = medians["uvicorn"]
-        for name, (rps, cpu) in medians.items():
+        base_rps, base_cpu = median_rps_cpu(by_server["uvicorn"])
+        for name, results in by_server.items():
+            rps, cpu = median_rps_cpu(results)
+            cpus = [r.server_cpu_ms_per_request or 0.0 for r in results]
             summary.append(
                 [
                     mode,
                     found[name][0],
                     f"{rps:.0f}",
+                    f"{min(r.rps for r in results):.0f}-{max(r.rps for r in results):.0f}",
                     f"{rps / base_rps:.2f}x",
                     f"{cpu:.3f}",
-                    f"{cpu / base_cpu:.2f}x" if base_cpu else "n/a",
+                    f"{min(cpus):.3f}-{max(cpus):.3f}",
+                    f"{cpu / base_cpu:.2f}x",
                 ]
             )
     loadgen = h.loadgen_note(tool, args.concurrency, args.duration)
     config = [
         ("app", f"`{APP}` (factory), settings from `{SETTINGS_ENV}`"),
-        ("uvicorn command", f"`{' '.join(uvicorn_command(0)[1:]).replace(' 0 ', ' PORT ')}`"),
-        ("granian command", f"`{' '.join(granian_command(0)).replace(' 0 ', ' PORT ')}`"),
+        ("uvicorn command", f"`{shown(uvicorn_command('PORT'))}`"),
+        ("granian command", f"`{shown(granian_command('PORT'))}`"),
         ("load generator", loadgen),
         ("duration per case", f"{args.warmup:g} s warm-up (discarded) + {args.duration:g} s"),
         ("rounds", f"{args.rounds}, server order alternating; median of rounds in the summary"),
@@ -195,11 +211,25 @@ def report(
         "# ASGI servers: uvicorn vs granian serving Switchyard",
         "Generated by `bench/asgi_servers.py`. Server CPU ms/req is the CPU time of the "
         "server's whole process tree per request (lower is better); it is the figure that "
-        "decides capacity once CPU 0 is saturated. *Other load on CPU 0* is CPU 0's busy "
-        "time not spent in the server: above a few percent another process on the machine "
-        "was competing with the measurement.",
+        "decides capacity once CPU 0 is saturated (server CPU % near 100). *Other load on "
+        "CPU 0* is CPU 0's busy time not spent in the server: above "
+        f"{100 * h.NOISY_LOAD:.0f} % another process on the machine was competing with the "
+        "measurement, which lowers req/s and raises CPU ms/req (less batching per event-loop "
+        "turn).",
         "## Summary (median of rounds, relative to uvicorn)",
-        h.md_table(["case", "server", "req/s", "req/s ratio", "CPU ms/req", "CPU ratio"], summary),
+        h.md_table(
+            [
+                "case",
+                "server",
+                "req/s",
+                "req/s range",
+                "req/s ratio",
+                "CPU ms/req",
+                "CPU ms/req range",
+                "CPU ratio",
+            ],
+            summary,
+        ),
         "## All measurements",
         h.md_table(
             [

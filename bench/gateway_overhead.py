@@ -171,8 +171,8 @@ def report(
         "simulator (sharing CPU 1 with the load generator), the Switchyard case by whichever "
         "of Switchyard (CPU 0) and the simulator saturates first: see the Switchyard CPU "
         "column (100 % = CPU 0 fully used). *Other load on CPU 0* is CPU 0's busy time not "
-        "spent in Switchyard: above 10 % another process on the machine was competing with "
-        "the measurement, and the case is marked *noisy*.",
+        f"spent in Switchyard: above {100 * h.NOISY_LOAD:.0f} % another process on the machine "
+        "was competing with the measurement, and the case is marked *noisy*.",
         "## Summary",
         h.md_table(
             [

@@ -187,7 +187,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quiet-wait",
         type=float,
-        default=30.0,
+        default=15.0,
         help="total seconds to wait, before measurements, for other processes to stop using "
         "the CPUs (0: never wait)",
     )

@@ -131,6 +131,7 @@ def test_sessions_stick_to_their_endpoint(fresh: TwoProviders) -> None:
     for session in ("s-1", "s-2", "s-3", "s-4"):
         served = {
             fresh.chat(
+                model="openai/gpt-4o-mini-2024-07-18",  # caches prompts; no faults injected
                 session_id=session,
                 messages=[{"role": "user", "content": f"turn {turn} of a long conversation"}],
             ).json()["provider"]
