@@ -8,22 +8,10 @@ from typing import Annotated, Literal
 
 from msgspec import Meta, Struct, field
 
+from switchyard.wire.chat import Quantization
+
 InputModality = Literal["text", "image", "file", "audio", "video"]
 OutputModality = Literal["text", "image", "embeddings", "audio", "video"]
-Quantization = Literal[
-    "int4",
-    "int8",
-    "fp4",
-    "mxfp4",
-    "nvfp4",
-    "fp6",
-    "fp8",
-    "mxfp8",
-    "fp16",
-    "bf16",
-    "fp32",
-    "unknown",
-]
 Slug = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9._-]*$")]
 ModelId = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._:-]*$")]
 Price = Decimal  # non-negativity is checked in __post_init__ (msgspec bounds are numeric-only)

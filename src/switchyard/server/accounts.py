@@ -14,7 +14,7 @@ from switchyard.accounting.keys import KeyRecord
 from switchyard.accounting.money import from_pico
 from switchyard.errors import InvalidRequest, NotFound
 from switchyard.server.responses import JSONBytes, read_body
-from switchyard.server.state import AppState
+from switchyard.server.state import AppState, state_of
 from switchyard.wire.accounts import (
     ActivityEnvelope,
     CreatedKeyEnvelope,
@@ -34,11 +34,6 @@ _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _HASH = re.compile(r"^[0-9a-f]{64}$")
 
 
-def _state(request: Request) -> AppState:
-    state: AppState = request.app.state.switchyard
-    return state
-
-
 async def _managed_key(request: Request, state: AppState, manager: KeyRecord) -> KeyRecord:
     key_hash = request.path_params["hash"]
     key = await state.keys.get(key_hash) if _HASH.match(key_hash) else None
@@ -48,14 +43,14 @@ async def _managed_key(request: Request, state: AppState, manager: KeyRecord) ->
 
 
 async def current_key(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     key = await state.keys.authenticate(request.headers.get("authorization"))
     data = await views.current_key_data(key, state.ledger)
     return JSONBytes(encode(CurrentKeyEnvelope(data=data)))
 
 
 async def list_keys(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     manager = await state.keys.management_key(request.headers.get("authorization"))
     include_disabled = request.query_params.get("include_disabled", "false").lower() == "true"
     offset = _int_param(request, "offset", 0)
@@ -67,7 +62,7 @@ async def list_keys(request: Request) -> Response:
 
 
 async def create_key(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     manager = await state.keys.management_key(request.headers.get("authorization"))
     body = decode_request(await read_body(request, state.settings.max_body_bytes), CreateKeyRequest)
     if body.expires_at is not None and _aware(body.expires_at) <= dt.datetime.now(dt.UTC):
@@ -85,14 +80,14 @@ async def create_key(request: Request) -> Response:
 
 
 async def get_key(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     manager = await state.keys.management_key(request.headers.get("authorization"))
     key = await _managed_key(request, state, manager)
     return JSONBytes(encode(KeyEnvelope(data=await views.key_data(key, state.ledger))))
 
 
 async def update_key(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     manager = await state.keys.management_key(request.headers.get("authorization"))
     key = await _managed_key(request, state, manager)
     body = decode_request(await read_body(request, state.settings.max_body_bytes), UpdateKeyRequest)
@@ -107,7 +102,7 @@ async def update_key(request: Request) -> Response:
 
 
 async def delete_key(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     manager = await state.keys.management_key(request.headers.get("authorization"))
     key = await _managed_key(request, state, manager)
     if key.hash == manager.hash:
@@ -118,7 +113,7 @@ async def delete_key(request: Request) -> Response:
 
 
 async def credits(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     manager = await state.keys.management_key(request.headers.get("authorization"))
     balance = await state.ledger.balance(manager.account_id)
     assert balance is not None
@@ -127,7 +122,7 @@ async def credits(request: Request) -> Response:
 
 
 async def generation(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     key = await state.keys.authenticate(request.headers.get("authorization"))
     generation_id = request.query_params.get("id")
     if not generation_id:
@@ -146,7 +141,7 @@ async def generation(request: Request) -> Response:
 
 
 async def activity(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     manager = await state.keys.management_key(request.headers.get("authorization"))
     day = request.query_params.get("date")
     if day is not None and not _DATE.match(day):

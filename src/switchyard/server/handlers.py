@@ -12,19 +12,14 @@ from switchyard.accounting.meter import CallContext
 from switchyard.completions import new_generation_id
 from switchyard.errors import NotFound
 from switchyard.server.responses import JSONBytes, SSEResponse, read_body
-from switchyard.server.state import AppState
+from switchyard.server.state import state_of
 from switchyard.wire.chat import ChatRequest
 from switchyard.wire.codec import decode_request, encode
 from switchyard.wire.models import EndpointsEnvelope, ModelEnvelope, ModelsPage, ProvidersEnvelope
 
 
-def _state(request: Request) -> AppState:
-    state: AppState = request.app.state.switchyard
-    return state
-
-
 async def chat_completions(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     key = await state.keys.inference_key(request.headers.get("authorization"))
     body = await read_body(request, state.settings.max_body_bytes)
     chat = decode_request(body, ChatRequest)
@@ -62,7 +57,7 @@ def _metadata_enabled(value: str | None) -> bool:
 
 
 async def list_models(request: Request) -> Response:
-    view = _state(request).view
+    view = state_of(request).view
     models = view.list_models(request.query_params)
     return JSONBytes(encode(ModelsPage(data=models, total_count=len(models), links={"next": None})))
 
@@ -72,7 +67,7 @@ def _model_id(request: Request) -> str:
 
 
 async def get_model(request: Request) -> Response:
-    view = _state(request).view
+    view = state_of(request).view
     model_id = _model_id(request)
     model = view.models.get(model_id)
     if model is None:
@@ -81,9 +76,9 @@ async def get_model(request: Request) -> Response:
 
 
 async def model_endpoints(request: Request) -> Response:
-    view = _state(request).view
+    view = state_of(request).view
     model_id = _model_id(request)
-    health = _state(request).chat.health
+    health = state_of(request).chat.health
     now = time.monotonic()
     data = view.endpoints_data(model_id, lambda key: health.snapshot(key, now))
     if data is None:
@@ -92,9 +87,10 @@ async def model_endpoints(request: Request) -> Response:
 
 
 async def list_providers(request: Request) -> Response:
-    return JSONBytes(encode(ProvidersEnvelope(data=_state(request).view.providers_out())))
+    return JSONBytes(encode(ProvidersEnvelope(data=state_of(request).view.providers_out())))
 
 
 async def health(request: Request) -> Response:
-    providers = {slug: p.stats() for slug, p in _state(request).providers.items() if p.stats()}
+    stats = {slug: p.stats() for slug, p in state_of(request).providers.items()}
+    providers = {slug: counters for slug, counters in stats.items() if counters}
     return JSONBytes(encode({"status": "ok", "providers": providers}))

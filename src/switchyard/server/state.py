@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from starlette.requests import Request
+
 from switchyard import tokens
 from switchyard.accounting.keys import KeyStore
 from switchyard.accounting.ledger import Ledger
@@ -52,6 +54,12 @@ class AppState:
         await self.upstream.aclose()
         await self.writer.aclose()
         await self.db.close()
+
+
+def state_of(request: Request) -> AppState:
+    """The process's state, which the app's lifespan attached when the server started."""
+    state: AppState = request.app.state.switchyard
+    return state
 
 
 async def build_state(settings: Settings, environ: Mapping[str, str] | None = None) -> AppState:

@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 import asyncpg
 
 from switchyard.storage.base import MigrationError, Queries, Row, StorageError
-from switchyard.storage.sqlite import migrations
+from switchyard.storage.schema import migrations, pending
 
 # The advisory lock that serialises migrations across processes (b"swtchyrd" as a bigint).
 MIGRATION_LOCK = int.from_bytes(b"swtchyrd", "big") & 0x7FFF_FFFF_FFFF_FFFF
@@ -303,17 +303,8 @@ async def _migrate_locked(conn: Any) -> list[int]:
         " (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
     )
     done = {row["version"] for row in await conn.fetch("SELECT version FROM schema_migrations")}
-    known = migrations("postgres")
-    unknown = done - {v for v, _, _ in known}
-    if unknown:
-        raise MigrationError(
-            f"database has migrations {sorted(unknown)} that this version does not know; "
-            "it was written by a newer Switchyard"
-        )
     applied = []
-    for version, name, sql in known:
-        if version in done:
-            continue
+    for version, name, sql in pending(done, migrations("postgres")):
         try:
             async with conn.transaction():
                 await conn.execute(sql)  # no arguments: the whole script, all statements

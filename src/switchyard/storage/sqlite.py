@@ -12,26 +12,15 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
 from switchyard.storage.base import MigrationError, Queries, Row
+from switchyard.storage.schema import migrations, pending
 
 T = TypeVar("T")
 
 
-def migrations(dialect: str) -> list[tuple[int, str, str]]:
-    folder = resources.files("switchyard.storage").joinpath("migrations", dialect)
-    found = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            version = int(entry.name.split("_", 1)[0])
-            found.append((version, entry.name, entry.read_text("utf-8")))
-    return sorted(found)
-
-
-# Kept for callers (and tests) that ask for SQLite's list by its old name.
 def _migrations() -> list[tuple[int, str, str]]:
     return migrations("sqlite")
 
@@ -141,17 +130,8 @@ def migrate(conn: sqlite3.Connection) -> list[int]:
         " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
     )
     done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-    known = _migrations()
-    unknown = done - {v for v, _, _ in known}
-    if unknown:
-        raise MigrationError(
-            f"database has migrations {sorted(unknown)} that this version does not know; "
-            "it was written by a newer Switchyard"
-        )
     applied = []
-    for version, name, sql in known:
-        if version in done:
-            continue
+    for version, name, sql in pending(done, _migrations()):
         try:
             conn.execute("BEGIN IMMEDIATE")
             for statement in statements(sql):
