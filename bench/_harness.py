@@ -557,6 +557,7 @@ class QuietGate:
         self.window = window
         self.waited = 0.0
         self.gave_up = 0
+        self.checked = 0
         self.retried = 0
 
     def wait(self) -> None:
@@ -579,14 +580,16 @@ class QuietGate:
         )
         if self.gave_up:
             text += f"; budget exhausted, {self.gave_up} measurement(s) started on a busy machine"
-        text += (
-            f"; {self.retried} of at most {self.retries} noisy measurement(s) (other load on "
-            f"CPU 0 > {100 * NOISY_LOAD:.0f} %) repeated, the repeat kept"
-        )
+        if self.checked:
+            text += (
+                f"; {self.retried} of at most {self.retries} noisy measurement(s) (other load "
+                f"on CPU 0 > {100 * NOISY_LOAD:.0f} %) repeated, the repeat kept"
+            )
         return text
 
     def retry(self, result: LoadResult) -> bool:
         """Whether to take `result` again because something else was using CPU 0."""
+        self.checked += 1
         load = foreign_load(result)
         if load is None or load <= NOISY_LOAD or self.retried >= self.retries:
             return False

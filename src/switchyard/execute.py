@@ -78,10 +78,10 @@ class Executor:
         call: Callable[[Provider, Endpoint], Awaitable[T]],
     ) -> T:
         last: UpstreamError | None = None
-        refused_model: str | None = None
+        refused_models: set[str] = set()
         for candidate in candidates:
             endpoint = candidate.endpoint
-            if candidate.model.id == refused_model:
+            if candidate.model.id in refused_models:
                 continue  # its other endpoints would refuse the same request
             if not self.health.allow(endpoint.key, self._clock()):
                 execution.skipped.append(endpoint.key)
@@ -94,7 +94,7 @@ class Executor:
                 self._record(execution, candidate, provider, started, exc)
                 last = exc
                 if not exc.retryable:
-                    refused_model = candidate.model.id
+                    refused_models.add(candidate.model.id)
                 continue
             self._record(execution, candidate, provider, started, None)
             execution.served_by = candidate
@@ -127,6 +127,8 @@ class Executor:
             outcome = None  # the request's fault, not the endpoint's
         if outcome is not None:
             self.health.record(candidate.endpoint.key, outcome, now)
+        else:
+            self.health.responded(candidate.endpoint.key, now)
         execution.attempts.append(
             AttemptRecord(
                 endpoint=candidate.endpoint.key,

@@ -1,23 +1,28 @@
 """Measured endpoint health: uptime, latency, throughput, and a circuit breaker.
 
-Outcomes are kept in one-minute buckets (counts) for uptime up to a day, and as raw samples
-for the last 30 minutes (latency: time to first token; throughput: output tokens per
-second). Rate-limited requests count neither as up nor as down: a 429 says the provider is
-busy with our key, not that it is broken. Everything takes the clock as an argument so
-routing decisions stay pure functions of a snapshot.
+Outcomes are counted in sliding windows of buckets with running totals (30 s, 5 min,
+30 min, a day), and timings are kept as samples of the last 30 minutes (latency: time to
+first token; throughput: output tokens per second) in sorted order, so recording and reading
+cost O(1) or O(log n) per request however busy an endpoint is, in bounded memory.
+Rate-limited requests count neither as up nor as down: a 429 says the provider is busy with
+our key, not that it is broken. Everything takes the clock as an argument so routing
+decisions stay pure functions of a snapshot.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 
 BUCKET_SECONDS = 60
 DAY = 24 * 3600
 WINDOW_30M = 30 * 60
 RECENT_SECONDS = 30
+# Latency and throughput percentiles use at most this many of the newest samples.
+MAX_SAMPLES = 4096
 
 
 class Outcome(Enum):
@@ -70,11 +75,81 @@ class EndpointHealth:
 UNKNOWN = EndpointHealth(None, None, None, 0, 0, None, None, BreakerState.CLOSED)
 
 
-@dataclass(slots=True)
-class _Bucket:
-    start: int
-    ok: int = 0
-    failed: int = 0
+class _Rolling:
+    """Successes and failures over a sliding window, in fixed buckets, with running totals:
+    adding an outcome and reading the totals are O(1) however busy the endpoint is."""
+
+    __slots__ = ("_bucket", "_buckets", "_window", "failed", "ok")
+
+    def __init__(self, window: float, bucket: float) -> None:
+        self._window = window
+        self._bucket = bucket
+        self._buckets: deque[list[float]] = deque()  # [start, ok, failed]
+        self.ok = 0
+        self.failed = 0
+
+    def add(self, now: float, ok: bool) -> None:
+        self.roll(now)
+        start = now - now % self._bucket
+        if not self._buckets or self._buckets[-1][0] != start:
+            self._buckets.append([start, 0, 0])
+        self._buckets[-1][1 if ok else 2] += 1
+        if ok:
+            self.ok += 1
+        else:
+            self.failed += 1
+
+    def roll(self, now: float) -> None:
+        """Drop the buckets that have left the window entirely."""
+        while self._buckets and self._buckets[0][0] + self._bucket <= now - self._window:
+            _, ok, failed = self._buckets.popleft()
+            self.ok -= int(ok)
+            self.failed -= int(failed)
+
+    def uptime(self, now: float) -> float | None:
+        self.roll(now)
+        total = self.ok + self.failed
+        return round(100 * self.ok / total, 2) if total else None
+
+
+class _Samples:
+    """Values of the last ``window`` seconds (at most ``cap`` of them, the newest), kept
+    sorted as they arrive so that percentiles are a lookup, not a sort per request."""
+
+    __slots__ = ("_cap", "_order", "_sorted", "_window")
+
+    def __init__(self, window: float, cap: int) -> None:
+        self._window = window
+        self._cap = cap
+        self._order: deque[tuple[float, float]] = deque()  # (time, value), oldest first
+        self._sorted: list[float] = []
+
+    def add(self, now: float, value: float) -> None:
+        self._order.append((now, value))
+        bisect.insort(self._sorted, value)
+        if len(self._order) > self._cap:
+            self._drop()
+        self.roll(now)
+
+    def roll(self, now: float) -> None:
+        while self._order and self._order[0][0] < now - self._window:
+            self._drop()
+
+    def _drop(self) -> None:
+        _, value = self._order.popleft()
+        del self._sorted[bisect.bisect_left(self._sorted, value)]
+
+    def percentiles(self, now: float) -> Percentiles | None:
+        self.roll(now)
+        ordered = self._sorted
+        if not ordered:
+            return None
+
+        def pick(q: float) -> float:
+            # Nearest rank: the smallest value with at least q of the samples at or below.
+            return round(ordered[max(0, math.ceil(q * len(ordered)) - 1)], 4)
+
+        return Percentiles(pick(0.5), pick(0.75), pick(0.9), pick(0.99))
 
 
 @dataclass(slots=True)
@@ -98,22 +173,35 @@ class _Breaker:
 
     def record(self, ok: bool, now: float) -> None:
         state = self.current(now)
+        probe = self.probing
         self.probing = False
         if ok:
             self.state, self.consecutive, self.opens = BreakerState.CLOSED, 0, 0
+            return
+        if state is BreakerState.OPEN or (state is BreakerState.HALF_OPEN and not probe):
+            # A request let through before the breaker opened, failing late: it says
+            # nothing new, and must not escalate the cooldown as a failed probe would.
             return
         self.consecutive += 1
         if state is BreakerState.HALF_OPEN or self.consecutive >= self.failures_to_open:
             self.state, self.opened_at = BreakerState.OPEN, now
             self.opens += 1
 
+    def release(self) -> None:
+        """The probe got an answer that is no verdict (a 429): let the next one through."""
+        self.probing = False
 
-@dataclass(slots=True)
+
 class _Endpoint:
-    buckets: deque[_Bucket] = field(default_factory=deque)
-    recent: deque[tuple[float, bool]] = field(default_factory=deque)  # (time, ok), 30 s
-    latencies: deque[tuple[float, float]] = field(default_factory=deque)  # (time, seconds)
-    throughputs: deque[tuple[float, float]] = field(default_factory=deque)
+    __slots__ = ("day", "latencies", "minutes5", "minutes30", "recent", "throughputs")
+
+    def __init__(self) -> None:
+        self.recent = _Rolling(RECENT_SECONDS, 1)
+        self.minutes5 = _Rolling(5 * 60, 10)
+        self.minutes30 = _Rolling(WINDOW_30M, BUCKET_SECONDS)
+        self.day = _Rolling(DAY, BUCKET_SECONDS)
+        self.latencies = _Samples(WINDOW_30M, MAX_SAMPLES)
+        self.throughputs = _Samples(WINDOW_30M, MAX_SAMPLES)
 
 
 class HealthTracker:
@@ -129,24 +217,32 @@ class HealthTracker:
             breaker = self._breakers[key] = _Breaker(self._breaker_failures, self._breaker_cooldown)
         return breaker
 
+    def _endpoint(self, key: str) -> _Endpoint:
+        endpoint = self._endpoints.get(key)
+        if endpoint is None:
+            endpoint = self._endpoints[key] = _Endpoint()
+        return endpoint
+
     # --- recording -------------------------------------------------------------------------
 
     def record(self, key: str, outcome: Outcome, now: float) -> None:
         """One request's outcome: uptime, the 30-second failure window, the breaker."""
-        endpoint = self._endpoints.setdefault(key, _Endpoint())
-        if outcome is not Outcome.RATE_LIMITED:
-            ok = outcome is Outcome.SUCCESS
-            start = int(now) - int(now) % BUCKET_SECONDS
-            if not endpoint.buckets or endpoint.buckets[-1].start != start:
-                endpoint.buckets.append(_Bucket(start))
-            bucket = endpoint.buckets[-1]
-            if ok:
-                bucket.ok += 1
-            else:
-                bucket.failed += 1
-            endpoint.recent.append((now, ok))
-            self._breaker(key).record(ok, now)
-        self._trim(endpoint, now)
+        if outcome is Outcome.RATE_LIMITED:
+            # Busy with our key, not broken: neither up nor down; a probe may try again.
+            breaker = self._breakers.get(key)
+            if breaker is not None:
+                breaker.release()
+            return
+        ok = outcome is Outcome.SUCCESS
+        endpoint = self._endpoint(key)
+        for window in (endpoint.recent, endpoint.minutes5, endpoint.minutes30, endpoint.day):
+            window.add(now, ok)
+        self._breaker(key).record(ok, now)
+
+    def responded(self, key: str, now: float) -> None:
+        """The endpoint answered, refusing the request itself (a 4xx): it is up, so the
+        breaker closes, but the refusal counts for neither uptime nor downtime."""
+        self._breaker(key).record(True, now)
 
     def sample(
         self,
@@ -158,12 +254,11 @@ class HealthTracker:
         duration: float | None = None,
     ) -> None:
         """Timings of a served request: time to first token, output tokens per second."""
-        endpoint = self._endpoints.setdefault(key, _Endpoint())
+        endpoint = self._endpoint(key)
         if latency is not None:
-            endpoint.latencies.append((now, latency))
+            endpoint.latencies.add(now, latency)
         if output_tokens and duration and duration > 0:
-            endpoint.throughputs.append((now, output_tokens / duration))
-        self._trim(endpoint, now)
+            endpoint.throughputs.add(now, output_tokens / duration)
 
     def allow(self, key: str, now: float) -> bool:
         """May a request go to this endpoint? Half-open breakers let one probe through."""
@@ -178,15 +273,6 @@ class HealthTracker:
             return True
         return False
 
-    def _trim(self, endpoint: _Endpoint, now: float) -> None:
-        while endpoint.buckets and endpoint.buckets[0].start < now - DAY - BUCKET_SECONDS:
-            endpoint.buckets.popleft()
-        while endpoint.recent and endpoint.recent[0][0] < now - RECENT_SECONDS:
-            endpoint.recent.popleft()
-        for samples in (endpoint.latencies, endpoint.throughputs):
-            while samples and samples[0][0] < now - WINDOW_30M:
-                samples.popleft()
-
     # --- reading ---------------------------------------------------------------------------
 
     def snapshot(self, key: str, now: float) -> EndpointHealth:
@@ -195,53 +281,17 @@ class HealthTracker:
         state = breaker.current(now) if breaker else BreakerState.CLOSED
         if endpoint is None:
             return EndpointHealth(None, None, None, 0, 0, None, None, state)
-        self._trim(endpoint, now)
-        recent = [ok for t, ok in endpoint.recent if t >= now - RECENT_SECONDS]
+        endpoint.recent.roll(now)
         return EndpointHealth(
-            uptime_5m=_uptime(endpoint.buckets, now - 5 * 60),
-            uptime_30m=_uptime(endpoint.buckets, now - WINDOW_30M),
-            uptime_1d=_uptime(endpoint.buckets, now - DAY),
-            recent_failures=sum(1 for ok in recent if not ok),
-            recent_requests=len(recent),
-            latency=_percentiles([v for _, v in endpoint.latencies]),
-            throughput=_percentiles([v for _, v in endpoint.throughputs]),
+            uptime_5m=endpoint.minutes5.uptime(now),
+            uptime_30m=endpoint.minutes30.uptime(now),
+            uptime_1d=endpoint.day.uptime(now),
+            recent_failures=endpoint.recent.failed,
+            recent_requests=endpoint.recent.ok + endpoint.recent.failed,
+            latency=endpoint.latencies.percentiles(now),
+            throughput=endpoint.throughputs.percentiles(now),
             breaker=state,
         )
 
     def snapshots(self, keys: list[str], now: float) -> dict[str, EndpointHealth]:
         return {key: self.snapshot(key, now) for key in keys}
-
-
-def _uptime(buckets: deque[_Bucket], since: float) -> float | None:
-    ok = failed = 0
-    for bucket in reversed(buckets):
-        if bucket.start + BUCKET_SECONDS <= since:
-            break
-        ok += bucket.ok
-        failed += bucket.failed
-    total = ok + failed
-    return round(100 * ok / total, 2) if total else None
-
-
-def _percentiles(values: list[float]) -> Percentiles | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-
-    def pick(q: float) -> float:
-        # Nearest-rank percentile: the smallest value with at least q of the samples at or
-        # below it.
-        index = max(0, math.ceil(q * len(ordered)) - 1)
-        return round(ordered[index], 4)
-
-    return Percentiles(pick(0.5), pick(0.75), pick(0.9), pick(0.99))
-
-
-__all__ = [
-    "UNKNOWN",
-    "BreakerState",
-    "EndpointHealth",
-    "HealthTracker",
-    "Outcome",
-    "Percentiles",
-]

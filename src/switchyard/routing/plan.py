@@ -112,7 +112,8 @@ def plan(
         model, variant = resolve_model(catalog, model_id)
         if model is None:
             raise InvalidRequest(f"{model_id} is not a valid model ID", field=where)
-        models.append((model, variant))
+        if all(model.id != seen.id for seen, _ in models):  # "x:nitro" and "x" are one model
+            models.append((model, variant))
 
     groups: list[tuple[ModelSpec, list[Endpoint]]] = []
     for model, _variant in models:
@@ -158,6 +159,13 @@ def plan(
             ranked, strategy = arrange(endpoints, request, prefs, catalog, health, rng, by)
             result.strategy = result.strategy or strategy
             result.candidates.extend(Candidate(model, e) for e in ranked)
+    if not result.candidates:
+        # allow_fallbacks=false with an `order` that names none of the endpoints left.
+        raise NotFound(
+            "No endpoint in `provider.order` can serve this request, and `allow_fallbacks` "
+            "is false",
+            metadata={"excluded": result.excluded, "order": prefs.order},
+        )
     # A conversation stays on its endpoint only where the router chooses freely: an explicit
     # order or sort from the client wins over cache affinity.
     if sticky is not None and result.strategy == "load_balance":
@@ -177,8 +185,12 @@ def resolve_model(catalog: Catalog, model_id: str) -> tuple[ModelSpec | None, st
 
 
 def _stick(result: Plan, sticky: str, health: Mapping[str, EndpointHealth]) -> None:
-    """Move the conversation's endpoint to the front while it is healthy."""
+    """Move the conversation's endpoint to the front while it is healthy, if it serves the
+    primary model: a fallback model's endpoint never jumps ahead of the primary."""
+    primary = result.candidates[0].model.id
     for index, candidate in enumerate(result.candidates):
+        if candidate.model.id != primary:
+            return
         if candidate.endpoint.key == sticky:
             if index and not health.get(sticky, UNKNOWN).recently_failing:
                 result.candidates.insert(0, result.candidates.pop(index))
