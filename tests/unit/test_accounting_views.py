@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
 from decimal import Decimal
-from pathlib import Path
 
 import msgspec
-import pytest
 
 from switchyard.accounting.keys import KeyStore
 from switchyard.accounting.ledger import Ledger
@@ -31,14 +28,6 @@ OPENAI_EP = "openai/gpt-4o@openai"
 AZURE_EP = "openai/gpt-4o@azure"
 KEY_A = "a" * 64
 KEY_B = "b" * 64
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[SQLiteDatabase]:
-    database = SQLiteDatabase(tmp_path / "switchyard.db")
-    await database.connect()
-    yield database
-    await database.close()
 
 
 def days_ago(n: int) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -14,17 +13,7 @@ from switchyard.storage.sqlite import SQLiteDatabase
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[SQLiteDatabase]:
-    database = SQLiteDatabase(tmp_path / "switchyard.db")
-    await database.connect()
-    yield database
-    await database.close()
-
-
-@pytest.fixture
-async def store(db: SQLiteDatabase) -> KeyStore:
-    keys = KeyStore(db, cache_seconds=0)
-    await keys.ensure_account()
+def store(keys: KeyStore) -> KeyStore:
     return keys
 
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -18,21 +16,6 @@ from switchyard.storage.sqlite import SQLiteDatabase
 
 D = Decimal
 USD = 10**12  # picodollars
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[SQLiteDatabase]:
-    database = SQLiteDatabase(tmp_path / "switchyard.db")
-    await database.connect()
-    yield database
-    await database.close()
-
-
-@pytest.fixture
-async def keys(db: SQLiteDatabase) -> KeyStore:
-    store = KeyStore(db, cache_seconds=0)
-    await store.ensure_account()
-    return store
 
 
 @pytest.fixture

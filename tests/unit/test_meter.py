@@ -39,21 +39,6 @@ def catalog() -> Catalog:
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[SQLiteDatabase]:
-    database = SQLiteDatabase(tmp_path / "switchyard.db")
-    await database.connect()
-    yield database
-    await database.close()
-
-
-@pytest.fixture
-async def keys(db: SQLiteDatabase) -> KeyStore:
-    store = KeyStore(db, cache_seconds=0)
-    await store.ensure_account()
-    return store
-
-
-@pytest.fixture
 async def writer(db: SQLiteDatabase, tmp_path: Path) -> AsyncIterator[UsageWriter]:
     usage_writer = UsageWriter(db, tmp_path / "journal", flush_interval=3600)
     await usage_writer.start()

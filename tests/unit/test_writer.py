@@ -25,14 +25,6 @@ MINI = "openai/gpt-4o-mini-2024-07-18"
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[SQLiteDatabase]:
-    database = SQLiteDatabase(tmp_path / "switchyard.db")
-    await database.connect()
-    yield database
-    await database.close()
-
-
-@pytest.fixture
 async def key(db: SQLiteDatabase) -> KeyRecord:
     keys = KeyStore(db, cache_seconds=0)
     await keys.ensure_account()
