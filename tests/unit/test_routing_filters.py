@@ -399,7 +399,7 @@ drafts_st = st.lists(
         completion=st.sampled_from([0, 50, 100, 250, 1000, 1001, 1500]),
         quant=st.sampled_from(QUANTS),
         max_out=st.sampled_from([None, None, 40, 4096]),
-        context=st.sampled_from([16, 64, 100_000, 100_000]),
+        context=st.sampled_from([16, 64, 100_000, 100_000, 100_000, 100_000]),
         params=st.none() | st.lists(st.sampled_from(ALL_PARAMS), unique=True).map(tuple),
         failures=st.sampled_from([0, 0, 1, 3]),
         throughput=st.sampled_from([None, 10.0, 60.0, 150.0]),
@@ -535,7 +535,9 @@ def asks(draw: st.DrawFn, with_prefs: bool = True) -> Ask:
         fallback=draw(st.sampled_from([None, ALPHA, BETA]).filter(lambda m: m != model)),
         image=draw(st.sampled_from([False, False, False, True])),
         max_tokens=draw(st.sampled_from([None, None, 10, 50, 5000])),
-        params=draw(st.frozensets(st.sampled_from(["temperature", "top_k", "seed", "tools"]))),
+        params=draw(
+            st.frozensets(st.sampled_from(["temperature", "top_k", "seed", "tools"]), min_size=1)
+        ),
         available=draw(
             st.just(frozenset(SLUGS)) | st.frozensets(st.sampled_from(SLUGS), min_size=1)
         ),
@@ -602,7 +604,7 @@ def _run(
 
 
 PROPERTY = settings(
-    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None
 )
 
 
@@ -611,6 +613,63 @@ PROPERTY = settings(
 def test_plan_respects_hard_filters(
     drafts: list[Draft], policies: dict[str, tuple[bool, bool]], ask: Ask, seed: int
 ) -> None:
+    check_plan(ask, drafts, policies, seed)
+
+
+# One hard filter at a time, always switched on, every provider configured: each example
+# shows that filter's effect alone (the mixed test above rarely isolates one).
+FOCUS: dict[str, st.SearchStrategy[Any]] = {
+    "only": st.lists(names_st(), min_size=1, max_size=3),
+    "ignore": st.lists(names_st(), min_size=1, max_size=2),
+    "quantizations": st.lists(st.sampled_from(QUANTS), min_size=1, max_size=3, unique=True),
+    "data_collection": st.just("deny"),
+    "zdr": st.just(True),
+    "require_parameters": st.just(True),
+    "max_price": st.sampled_from(
+        [{"prompt": 1}, {"completion": "2.5"}, {"prompt": 0.5, "completion": 10}, {"prompt": 0}]
+    ),
+}
+
+
+@st.composite
+def focused(draw: st.DrawFn, field: str) -> Ask:
+    value = draw(FOCUS[field])
+    model = draw(st.sampled_from([ALPHA, BETA]))
+    names = value if field in ("only", "ignore") else None
+    return Ask(
+        model=model,
+        variant=None,
+        fallback=draw(st.sampled_from([None, ALPHA, BETA]).filter(lambda m: m != model)),
+        image=False,
+        max_tokens=draw(st.sampled_from([None, 10, 50, 5000])),
+        params=draw(
+            st.frozensets(st.sampled_from(["temperature", "top_k", "seed", "tools"]), min_size=1)
+        ),
+        available=frozenset(SLUGS),
+        provider={field: [n.text for n in value] if names is not None else value},
+        only=names if field == "only" else None,
+        ignore=names if field == "ignore" else None,
+        order=None,
+    )
+
+
+@pytest.mark.parametrize("field", sorted(FOCUS))
+@settings(PROPERTY, max_examples=30)
+@given(data=st.data(), drafts=drafts_st, policies=policies_st, seed=st.integers(0, 1000))
+def test_each_hard_filter_alone(
+    field: str,
+    data: st.DataObject,
+    drafts: list[Draft],
+    policies: dict[str, tuple[bool, bool]],
+    seed: int,
+) -> None:
+    check_plan(data.draw(focused(field)), drafts, policies, seed)
+
+
+def check_plan(
+    ask: Ask, drafts: list[Draft], policies: dict[str, tuple[bool, bool]], seed: int
+) -> None:
+    """plan() keeps exactly what passes the oracle's filters, without repeats, and says why."""
     result, error, _req, catalog = _run(ask, drafts, policies, seed)
     requested = [d for d in drafts if d.model in ask.models()]
     wrong = {d.key: violations(ask, d, policies) for d in requested}

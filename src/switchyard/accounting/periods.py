@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 
 
@@ -14,10 +15,15 @@ class Periods:
 
     @classmethod
     def at(cls, moment: dt.datetime) -> Periods:
-        day = moment.astimezone(dt.UTC).date()
-        monday = day - dt.timedelta(days=day.weekday())
-        return cls(day.isoformat(), monday.isoformat(), day.strftime("%Y-%m"))
+        return _of_day(moment.astimezone(dt.UTC).date())
 
     @classmethod
     def now(cls) -> Periods:
         return cls.at(dt.datetime.now(dt.UTC))
+
+
+@functools.lru_cache(maxsize=64)
+def _of_day(day: dt.date) -> Periods:
+    """Per UTC day, computed once: every request of the day settles into the same windows."""
+    monday = day - dt.timedelta(days=day.weekday())
+    return Periods(day.isoformat(), monday.isoformat(), day.strftime("%Y-%m"))

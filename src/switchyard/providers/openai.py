@@ -5,6 +5,7 @@ Order: constants, credentials, request building, response parsing, stream parsin
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -125,22 +126,26 @@ def resolve_credentials(
 # --- request building ---------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=512)
+def _not_forwarded(supported: frozenset[str]) -> tuple[str, ...]:
+    """Request fields an endpoint with these parameters never receives (computed once)."""
+    return tuple(
+        name
+        for name in ChatRequest.__struct_fields__
+        if name not in ("messages", "model", "stream")
+        and name not in ALWAYS_FORWARDED
+        and not (
+            name in SUPPORT_GATED
+            and (name in supported or SUPPORT_ALIASES.get(name, "") in supported)
+        )
+    )
+
+
 def forwarded_fields(request: ChatRequest, supported: frozenset[str]) -> dict[str, Any]:
     """Fields to blank out so that only what this endpoint supports is sent upstream."""
-    drop: dict[str, Any] = {}
-    for name in request.__struct_fields__:
-        if name in ("messages", "model", "stream"):
-            continue
-        if getattr(request, name) is UNSET:
-            continue
-        if name in ALWAYS_FORWARDED:
-            continue
-        if name in SUPPORT_GATED and (
-            name in supported or SUPPORT_ALIASES.get(name, "") in supported
-        ):
-            continue
-        drop[name] = UNSET
-    return drop
+    return {
+        name: UNSET for name in _not_forwarded(supported) if getattr(request, name) is not UNSET
+    }
 
 
 class OpenAIAdapter:

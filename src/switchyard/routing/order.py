@@ -37,8 +37,11 @@ def load_balanced(
     )
     if not stable:
         return failing
-    weights = [1 / float(max(blended_price(e), _PRICE_FLOOR)) ** 2 for e in stable]
-    first = rng.choices(stable, weights=weights, k=1)[0]
+    if len(stable) == 1:
+        first = stable[0]
+    else:
+        weights = [1 / float(max(blended_price(e), _PRICE_FLOOR)) ** 2 for e in stable]
+        first = rng.choices(stable, weights=weights, k=1)[0]
     rest = sorted((e for e in stable if e is not first), key=blended_price)
     return [first, *rest, *failing]
 
