@@ -96,6 +96,11 @@ class Executor:
                 if not exc.retryable:
                     refused_models.add(candidate.model.id)
                 continue
+            except BaseException:
+                # Cancelled (the client left) or a provider bug: no verdict on the endpoint,
+                # but a half-open breaker must not wait forever for this probe.
+                self.health.release(endpoint.key)
+                raise
             self._record(execution, candidate, provider, started, None)
             execution.served_by = candidate
             return result

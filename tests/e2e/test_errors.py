@@ -75,6 +75,12 @@ def hello(**extra: Any) -> dict[str, Any]:
         ({"model": "nobody/nothing", "messages": [{"role": "user", "content": "hi"}]}, "model"),
         (hello(models=[LOCAL, "nobody/nothing"]), "models[1]"),
         (hello(tool_choice="required"), "tool_choice"),
+        (
+            hello(provider={"preferred_min_throughput": {"p95": 10}}),
+            "provider.preferred_min_throughput.p95",
+        ),
+        (hello(provider={"preferred_max_latency": -1}), "provider.preferred_max_latency"),
+        (hello(provider={"max_price": {"prompt": -1}}), "provider.max_price.prompt"),
     ],
 )
 def test_bad_request_names_the_field(server: RunningServer, body: Any, field: str) -> None:

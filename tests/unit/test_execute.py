@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -57,10 +58,10 @@ class Upstream:
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
-        self.errors: dict[str, list[UpstreamError]] = {}
+        self.errors: dict[str, list[BaseException]] = {}
         self.calls: list[str] = []
 
-    def fail(self, key: str, *errors: UpstreamError) -> None:
+    def fail(self, key: str, *errors: BaseException) -> None:
         self.errors.setdefault(key, []).extend(errors)
 
     def answer(self, endpoint: Endpoint) -> None:
@@ -356,7 +357,7 @@ async def test_open_stream_falls_back_the_same_way() -> None:
     assert execution.served_by is PLAN[3]
 
 
-# --- known bugs ----------------------------------------------------------------------------------
+# --- bugs these tests found (fixed) ---------------------------------------------------------------
 
 
 async def test_probe_refusing_the_request_does_not_wedge_the_breaker() -> None:
@@ -379,3 +380,16 @@ async def test_refused_models_stay_refused_when_candidates_interleave() -> None:
     with pytest.raises(UpstreamError):
         await rig.complete(interleaved)
     assert rig.upstream.calls == [KEY["d"], KEY["a"]]
+
+
+async def test_cancelled_probe_does_not_wedge_the_breaker() -> None:
+    rig = Rig(failures=1, cooldown=10)
+    rig.upstream.fail(KEY["a"], unavailable())
+    await rig.complete()  # opens a's breaker
+    rig.clock.now += 10
+    rig.upstream.fail(KEY["a"], asyncio.CancelledError())  # the probe's client went away
+    with pytest.raises(asyncio.CancelledError):
+        await rig.complete()
+    rig.clock.now += 3600  # an hour later, a must at least be probed again
+    _, execution = await rig.complete()
+    assert KEY["a"] not in execution.skipped

@@ -338,3 +338,27 @@ def test_model_order_beats_price(priced_catalog: Catalog) -> None:
         f"{GPT4O}@cheapco",
         f"{GPT4O}@openai",
     ]
+
+
+def test_max_prompt_tokens_limits_the_prompt_not_the_output(catalog: Catalog) -> None:
+    capped = load_catalog(
+        extra={
+            "endpoints": [
+                {
+                    "model": GPT4O,
+                    "provider": "openai",
+                    "tag": "openai/short",
+                    "upstream_model": "gpt-4o",
+                    "context_length": 128000,
+                    "max_prompt_tokens": 1000,
+                    "pricing": {"prompt": "0.0000025", "completion": "0.00001"},
+                }
+            ]
+        }
+    )
+    long_prompt = request(model=GPT4O, messages=[{"role": "user", "content": "word " * 2000}])
+    result = run(long_prompt, capped, count=lambda model: 2005)
+    assert result.excluded == {f"{GPT4O}@openai/short": "context_length"}
+    assert f"{GPT4O}@openai" in keys(result)
+    short = run(request(model=GPT4O), capped)
+    assert f"{GPT4O}@openai/short" in keys(short)

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from switchyard.catalog import Catalog, Endpoint, ModelSpec, Pricing, ProviderSpec, load_catalog
 from switchyard.catalog.schema import Architecture, DataPolicy, InputModality
-from switchyard.errors import InvalidRequest, SwitchyardError
+from switchyard.errors import InvalidRequest, NotFound, SwitchyardError
 from switchyard.routing.filters import (
     NOT_PARAMETERS,
     PriceCaps,
@@ -530,9 +530,8 @@ def asks(draw: st.DrawFn, with_prefs: bool = True) -> Ask:
     return Ask(
         model=model,
         variant=draw(st.sampled_from([None, None, "nitro", "floor"])),
-        # A fallback naming the primary model again without its variant lists every endpoint
-        # twice: a known bug (test_routing_plan_prefs.py, test_variant_and_plain_model_...).
-        fallback=draw(st.sampled_from([None, ALPHA, BETA]).filter(lambda m: m != model)),
+        # The fallback may name the primary model again ("x:nitro" then "x"): still one model.
+        fallback=draw(st.sampled_from([None, ALPHA, BETA])),
         image=draw(st.sampled_from([False, False, False, True])),
         max_tokens=draw(st.sampled_from([None, None, 10, 50, 5000])),
         params=draw(
@@ -603,8 +602,14 @@ def _run(
     return result, None, req, catalog
 
 
+# derandomize: CI runs the same examples every time, so a failure is reproducible and the
+# suite never turns red by chance; exploring new examples is a local job (raise max_examples).
 PROPERTY = settings(
-    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None
+    max_examples=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    database=None,
+    derandomize=True,
 )
 
 
@@ -639,7 +644,7 @@ def focused(draw: st.DrawFn, field: str) -> Ask:
     return Ask(
         model=model,
         variant=None,
-        fallback=draw(st.sampled_from([None, ALPHA, BETA]).filter(lambda m: m != model)),
+        fallback=draw(st.sampled_from([None, ALPHA, BETA])),
         image=False,
         max_tokens=draw(st.sampled_from([None, 10, 50, 5000])),
         params=draw(
@@ -675,6 +680,14 @@ def check_plan(
     wrong = {d.key: violations(ask, d, policies) for d in requested}
     passing = {key for key, found in wrong.items() if not found}
 
+    if (ask.provider or {}).get("allow_fallbacks") is False and ask.order and passing:
+        # Only endpoints in the order list may serve: when some endpoints pass the filters
+        # but none of those is listed, that is a 404 naming allow_fallbacks (not an empty plan).
+        in_order = {d.key for d in requested if any(_hit(n, d) for n in ask.order)}
+        if not passing & in_order:
+            assert isinstance(error, NotFound), (error, result)
+            assert "allow_fallbacks" in error.message, error.message
+            return
     if error is not None:
         # Nothing at all passed the filters, and the error says why for each endpoint.
         assert not passing, error.message

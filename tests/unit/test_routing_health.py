@@ -5,7 +5,10 @@ Every call takes the clock as ``now``, so these tests drive time explicitly.
 
 from __future__ import annotations
 
+import math
+
 from switchyard.routing.health import (
+    MAX_SAMPLES,
     UNKNOWN,
     BreakerState,
     EndpointHealth,
@@ -155,6 +158,18 @@ def test_throughput_is_tokens_per_second() -> None:
     assert snap.latency is None
 
 
+def test_timings_keep_only_the_newest_samples() -> None:
+    t = HealthTracker()
+    extra = 1000
+    for i in range(MAX_SAMPLES + extra):
+        t.sample(KEY, NOW, latency=float(i))
+    # The newest MAX_SAMPLES values are extra .. extra + MAX_SAMPLES - 1; nearest rank.
+    got = t.snapshot(KEY, NOW).latency
+    assert got is not None
+    assert got.p50 == extra + math.ceil(0.5 * MAX_SAMPLES) - 1
+    assert got.p99 == extra + math.ceil(0.99 * MAX_SAMPLES) - 1
+
+
 def test_percentiles_cover_the_last_thirty_minutes_only() -> None:
     t = HealthTracker()
     t.sample(KEY, NOW - 40 * MIN, latency=100.0, output_tokens=1, duration=1.0)
@@ -238,6 +253,17 @@ def test_failed_probe_reopens_with_doubled_cooldown_capped_at_eight_times() -> N
         record(t, Outcome.FAILURE, probe_at)  # the probe fails
         assert state(t, probe_at) is BreakerState.OPEN
         opened = probe_at
+
+
+def test_refused_probe_closes_the_breaker_without_touching_uptime() -> None:
+    t = breaker()
+    record(t, Outcome.FAILURE, NOW, 3)
+    assert t.allow(KEY, NOW + 10)
+    t.responded(KEY, NOW + 10.5)  # the probe got a 4xx: the endpoint is up
+    assert state(t, NOW + 10.5) is BreakerState.CLOSED
+    assert t.allow(KEY, NOW + 10.5)
+    snap = t.snapshot(KEY, NOW + 10.5)
+    assert snap.uptime_5m == 0.0 and snap.recent_requests == 3
 
 
 def test_rate_limited_probe_does_not_wedge_the_breaker() -> None:

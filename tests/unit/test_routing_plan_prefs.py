@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from switchyard.catalog import Catalog, ModelSpec, load_catalog
-from switchyard.errors import InvalidRequest, NotFound, SwitchyardError
+from switchyard.errors import InvalidRequest, NotFound
 from switchyard.routing.plan import Plan, plan
 from switchyard.wire.chat import ChatRequest
 from switchyard.wire.codec import decode_request
@@ -193,5 +193,7 @@ def test_variant_and_plain_model_are_one_model(catalog: Catalog) -> None:
 
 def test_no_fallbacks_with_order_matching_nothing_is_an_error(catalog: Catalog) -> None:
     req = request(model=GPT4O, provider={"order": ["nobody"], "allow_fallbacks": False})
-    with pytest.raises(SwitchyardError):
-        run(req, catalog)  # today: a Plan with candidates == []
+    with pytest.raises(NotFound) as info:
+        run(req, catalog)  # not an empty plan, which the executor would report as a 503
+    assert info.value.status == 404
+    assert set((info.value.metadata or {})["order"]) == {"nobody"}

@@ -239,6 +239,12 @@ class HealthTracker:
             window.add(now, ok)
         self._breaker(key).record(ok, now)
 
+    def release(self, key: str) -> None:
+        """A request ended without an outcome (cancelled): free a half-open probe slot."""
+        breaker = self._breakers.get(key)
+        if breaker is not None:
+            breaker.release()
+
     def responded(self, key: str, now: float) -> None:
         """The endpoint answered, refusing the request itself (a 4xx): it is up, so the
         breaker closes, but the refusal counts for neither uptime nor downtime."""

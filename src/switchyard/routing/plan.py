@@ -130,13 +130,14 @@ def plan(
             if reason is None:
                 if upper_bound is None:
                     upper_bound = prompt_upper_bound(request, body_size)
-                if upper_bound + (output or 0) > endpoint.context_length:
+                prompt_room = endpoint.context_length - (output or 0)
+                if endpoint.max_prompt_tokens is not None:
+                    prompt_room = min(prompt_room, endpoint.max_prompt_tokens)
+                if upper_bound > prompt_room:
                     # Only now is an exact count worth its cost.
                     if prompt_tokens is None:
                         prompt_tokens = count_prompt(model)
-                    if prompt_tokens is not None and prompt_tokens + (output or 0) > (
-                        endpoint.context_length
-                    ):
+                    if prompt_tokens is not None and prompt_tokens > prompt_room:
                         reason = "context_length"
             if reason is not None:
                 result.excluded[endpoint.key] = reason

@@ -5,9 +5,10 @@ from __future__ import annotations
 from msgspec import UNSET
 
 from switchyard.errors import InvalidRequest
-from switchyard.wire.chat import ChatRequest, ImagePart, NamedToolChoice
+from switchyard.wire.chat import ChatRequest, ImagePart, NamedToolChoice, ProviderPreferences
 
 IMAGE_SCHEMES = ("http://", "https://", "data:image/")
+PERCENTILES = frozenset({"p50", "p75", "p90", "p99"})
 
 
 def _image_url_ok(url: str) -> bool:
@@ -41,6 +42,23 @@ def validate_chat(request: ChatRequest) -> None:
             )
     if isinstance(request.top_logprobs, int) and request.logprobs is not True:
         raise InvalidRequest("`top_logprobs` requires `logprobs: true`", field="top_logprobs")
+    prefs = request.provider
+    if isinstance(prefs, ProviderPreferences):
+        for name in ("preferred_min_throughput", "preferred_max_latency"):
+            cutoffs = getattr(prefs, name)
+            if isinstance(cutoffs, dict):
+                for key, value in cutoffs.items():
+                    if key not in PERCENTILES or value < 0:
+                        where = f"provider.{name}.{key}"
+                        raise InvalidRequest(
+                            f"`{where}` must be one of p50, p75, p90, p99 with a non-negative"
+                            " number",
+                            field=where,
+                        )
+            elif isinstance(cutoffs, int | float) and cutoffs < 0:
+                raise InvalidRequest(
+                    f"`provider.{name}` must be non-negative", field=f"provider.{name}"
+                )
     effort = request.reasoning.effort if request.reasoning is not UNSET else UNSET
     if (
         isinstance(request.reasoning_effort, str)
