@@ -60,6 +60,7 @@ class Prepared:
     prompt_tokens: dict[str, int]  # model id -> exact prompt tokens, for priced models
     images: int
     conversation: str  # sticky-routing key
+    body_size: int
 
 
 class ChatService:
@@ -110,11 +111,9 @@ class ChatService:
             self._rng,
             self._sticky.get(conversation, now),
         )
-        # Reserving credit needs the exact prompt size of every model that costs money.
-        for candidate in chosen.candidates:
-            if not candidate.endpoint.pricing.is_free():
-                count(candidate.model)
-        return Prepared(chosen, counted, tokens.image_count(request.messages), conversation)
+        return Prepared(
+            chosen, counted, tokens.image_count(request.messages), conversation, body_size
+        )
 
     def _health_snapshot(self, request: ChatRequest, now: float) -> dict[str, EndpointHealth]:
         snapshot: dict[str, EndpointHealth] = {}
@@ -131,9 +130,32 @@ class ChatService:
             self._sticky.remember(prep.conversation, served.endpoint.key, time.monotonic())
 
     async def _reserve(self, ctx: CallContext, request: ChatRequest, prep: Prepared) -> Reservation:
+        if await self._meter.ledger.available(ctx.key) is not None:
+            # A limit applies: reserving needs the exact prompt size of every priced model.
+            # (Unlimited keys skip the tokenizer; the real cost is settled all the same.)
+            await self._count_priced(request, prep)
         return await self._meter.reserve(
             ctx, prep.plan.candidates, prep.prompt_tokens, request.output_limit(), prep.images
         )
+
+    async def _count_priced(self, request: ChatRequest, prep: Prepared) -> None:
+        todo = {
+            c.model.id: c.model.encoding
+            for c in prep.plan.candidates
+            if not c.endpoint.pricing.is_free()
+            and c.model.encoding != "native"
+            and c.model.id not in prep.prompt_tokens
+        }
+        if not todo:
+            return
+
+        def count_all() -> dict[str, int]:
+            return {mid: tokens.count_prompt(request, enc) for mid, enc in todo.items()}
+
+        if prep.body_size > _PLAN_OFF_LOOP_BYTES:
+            prep.prompt_tokens.update(await asyncio.to_thread(count_all))
+        else:
+            prep.prompt_tokens.update(count_all())
 
     async def complete(self, request: ChatRequest, prep: Prepared, ctx: CallContext) -> ChatResult:
         reservation = await self._reserve(ctx, request, prep)
