@@ -16,7 +16,7 @@ from switchyard.catalog import Catalog, Endpoint, ModelSpec, Pricing, ProviderSp
 from switchyard.catalog.schema import Architecture
 from switchyard.errors import InvalidRequest
 from switchyard.routing.health import BreakerState, EndpointHealth, Percentiles
-from switchyard.routing.order import blended_price, load_balanced, sort_by, sort_key
+from switchyard.routing.order import arrange, blended_price, load_balanced, sort_by, sort_key
 from switchyard.routing.plan import Plan, plan
 from switchyard.wire.chat import ChatRequest, ProviderPreferences
 from switchyard.wire.codec import decode_request
@@ -477,3 +477,33 @@ def test_weights_are_inverse_square_not_inverse() -> None:
     rng = random.Random(99)
     cheap = sum(load_balanced([A, C], {}, rng)[0] is A for _ in range(N)) / N
     assert math.isclose(cheap, 0.9, abs_tol=TOLERANCE)
+
+
+def test_preferences_do_not_lift_a_failing_endpoint_above_healthy_ones() -> None:
+    catalog = load_catalog()
+    fast_but_failing, slow = catalog.endpoints_for("openai/gpt-4o")
+    fast = Percentiles(500.0, 500.0, 500.0, 500.0)
+    crawl = Percentiles(5.0, 5.0, 5.0, 5.0)
+    health = {
+        fast_but_failing.key: EndpointHealth(
+            50.0, 50.0, 50.0, 5, 6, None, fast, BreakerState.CLOSED
+        ),
+        slow.key: EndpointHealth(100.0, 100.0, 100.0, 0, 9, None, crawl, BreakerState.CLOSED),
+    }
+    request = decode_request(
+        b'{"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}],'
+        b' "provider": {"preferred_min_throughput": 100}}',
+        ChatRequest,
+    )
+    assert isinstance(request.provider, ProviderPreferences)
+    ranked, strategy = arrange(
+        [fast_but_failing, slow],
+        request,
+        request.provider,
+        catalog,
+        health,
+        random.Random(1),
+        None,
+    )
+    assert strategy == "load_balance"
+    assert ranked == [slow, fast_but_failing]

@@ -159,4 +159,8 @@ def arrange(
         ranked = preferred_first(
             ranked, lambda e: meets(health.get(e.key, UNKNOWN), latency, "latency")
         )
+    if strategy == "load_balance":
+        # Soft preferences reorder the healthy endpoints; one failing right now still waits
+        # until they have been tried, however fast it used to be.
+        ranked = preferred_first(ranked, lambda e: not health.get(e.key, UNKNOWN).recently_failing)
     return ranked, strategy
