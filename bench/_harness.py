@@ -428,14 +428,20 @@ def wrk_command(target_url: str, concurrency: int, duration: float) -> list[str]
     ]
 
 
+# Headers wrk_post.lua sets itself; any other header of a target goes in WRK_HEADERS.
+_WRK_OWN_HEADERS = frozenset({"authorization", "content-type"})
+
+
 def _run_wrk(target: Target, concurrency: int, duration: float) -> LoadResult:
     with tempfile.NamedTemporaryFile(suffix=".json") as body_file:
         body_file.write(target.body)
         body_file.flush()
+        extra = {k: v for k, v in target.headers.items() if k.lower() not in _WRK_OWN_HEADERS}
         env = {
             **os.environ,
             "WRK_BODY_FILE": body_file.name,
             "WRK_AUTHORIZATION": target.headers.get("Authorization", ""),
+            "WRK_HEADERS": "\n".join(f"{k}: {v}" for k, v in extra.items()),
         }
         completed = subprocess.run(
             pinned(wrk_command(target.url, concurrency, duration), LOAD_CPU),
@@ -658,19 +664,21 @@ def busy_shares(
     return shares
 
 
-def tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of `pid` and its live descendants (from /proc)."""
-    parents: dict[int, int] = {}
-    ticks: dict[int, int] = {}
+def _process_table() -> dict[int, list[str]]:
+    """/proc/<pid>/stat fields (after the command name) of every live process."""
+    table: dict[int, list[str]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         fields = _stat_fields(int(entry.name))
-        if fields is None:
-            continue
-        # After the command name: state, ppid, ..., utime (14th field) and stime (15th).
-        parents[int(entry.name)] = int(fields[1])
-        ticks[int(entry.name)] = int(fields[11]) + int(fields[12])
+        if fields is not None:
+            table[int(entry.name)] = fields
+    return table
+
+
+def _tree(pid: int, table: Mapping[int, list[str]]) -> set[int]:
+    """`pid` and its live descendants (field 1 after the command name is the ppid)."""
+    parents = {child: int(fields[1]) for child, fields in table.items()}
     tree = {pid}
     changed = True
     while changed:
@@ -679,7 +687,36 @@ def tree_cpu_seconds(pid: int) -> float:
             if parent in tree and child not in tree:
                 tree.add(child)
                 changed = True
-    return sum(ticks.get(p, 0) for p in tree) / _CLK_TCK
+    return tree
+
+
+def tree_pids(pid: int) -> set[int]:
+    """`pid` and its live descendants."""
+    return _tree(pid, _process_table())
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of `pid` and its live descendants (from /proc)."""
+    table = _process_table()
+    # After the command name: state, ppid, ..., utime (14th field) and stime (15th).
+    ticks = sum(int(table[p][11]) + int(table[p][12]) for p in _tree(pid, table) if p in table)
+    return ticks / _CLK_TCK
+
+
+def tree_rss_bytes(pid: int) -> int:
+    """Resident memory (VmRSS) of `pid` and its live descendants, summed, in bytes.
+
+    Summing RSS counts pages shared between processes (e.g. nginx's master and worker)
+    more than once, so for multi-process servers it is an upper bound.
+    """
+    total = 0
+    for p in tree_pids(pid):
+        with contextlib.suppress(OSError, ValueError):
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+                    break
+    return total
 
 
 # -- reporting -----------------------------------------------------------------------------

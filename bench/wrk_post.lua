@@ -3,6 +3,8 @@
 --   WRK_BODY_FILE=body.json WRK_AUTHORIZATION="Bearer sk-..." \
 --     wrk -t1 -c32 -d8s -s bench/wrk_post.lua http://127.0.0.1:8080/api/v1/chat/completions
 --
+-- Optional WRK_HEADERS adds more request headers, one "Name: value" per line.
+--
 -- At the end it prints one machine-readable line, "BENCHJSON {...}", with the request count,
 -- the error counts and the 50th/90th/99th latency percentiles in microseconds.
 
@@ -15,6 +17,15 @@ wrk.headers["Content-Type"] = "application/json"
 local authorization = os.getenv("WRK_AUTHORIZATION")
 if authorization and authorization ~= "" then
   wrk.headers["Authorization"] = authorization
+end
+local extra = os.getenv("WRK_HEADERS")
+if extra then
+  for line in extra:gmatch("[^\r\n]+") do
+    local name, value = line:match("^%s*([^:]+):%s*(.-)%s*$")
+    if name then
+      wrk.headers[name] = value
+    end
+  end
 end
 
 function done(summary, latency, requests)
