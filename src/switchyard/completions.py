@@ -255,6 +255,7 @@ class StreamSession:
     _text: list[str] = field(default_factory=list)
     _closed: bool = False
     _settled: bool = False
+    _final: Usage | None = None
 
     @property
     def generation_id(self) -> str:
@@ -334,10 +335,15 @@ class StreamSession:
         return chunk
 
     def final_usage(self) -> Usage:
-        usage = self.usage
-        if usage is None:
-            usage = counted_usage(self.request, self.served.model, "".join(self._text))
-        return price_usage(normalise_usage(usage), self.served.endpoint.pricing, images=self.images)
+        """Priced once: the usage chunk and the settlement read the same figures."""
+        if self._final is None:
+            usage = self.usage
+            if usage is None:
+                usage = counted_usage(self.request, self.served.model, "".join(self._text))
+            self._final = price_usage(
+                normalise_usage(usage), self.served.endpoint.pricing, images=self.images
+            )
+        return self._final
 
     def _record_timing(self, usage: object) -> None:
         first = self.ctx.first_token_at

@@ -136,15 +136,7 @@ class Ledger:
 
     async def available(self, key: KeyRecord) -> int | None:
         """What the key may still spend now, in picodollars; None when unlimited."""
-        usage = await self.key_usage(key)
-        balance = await self.balance(key.account_id)
-        limits: list[int] = []
-        if key.limit_pico is not None:
-            used = usage.in_window(key.limit_reset, Periods.now())
-            limits.append(key.limit_pico - used - usage.reserved)
-        if balance is not None and balance.enforce:
-            limits.append(balance.credits - balance.usage - balance.reserved)
-        return min(limits) if limits else None
+        return _headroom(key, await self.key_usage(key), await self.balance(key.account_id))
 
     def limit_remaining(self, key: KeyRecord, usage: KeyUsage) -> int | None:
         if key.limit_pico is None:
@@ -156,7 +148,7 @@ class Ledger:
         # Load first (may await), then check and reserve with no await in between.
         usage = await self.key_usage(key)
         balance = await self.balance(key.account_id)
-        available = await self.available(key)
+        available = _headroom(key, usage, balance)
         if available is not None and amount > available:
             raise PaymentRequired(explain, metadata={"available_usd": str(_usd(available))})
         usage.reserved += amount
@@ -179,6 +171,17 @@ class Ledger:
         if balance is not None:
             balance.reserved -= reservation.amount
             balance.usage += cost
+
+
+def _headroom(key: KeyRecord, usage: KeyUsage, balance: AccountBalance | None) -> int | None:
+    """The tighter of the key's remaining limit and the account's unreserved balance."""
+    limits: list[int] = []
+    if key.limit_pico is not None:
+        used = usage.in_window(key.limit_reset, Periods.now())
+        limits.append(key.limit_pico - used - usage.reserved)
+    if balance is not None and balance.enforce:
+        limits.append(balance.credits - balance.usage - balance.reserved)
+    return min(limits) if limits else None
 
 
 def _usd(pico: int) -> Decimal:
