@@ -19,6 +19,13 @@ SEED_MODELS = [
     "openai/gpt-4-turbo",
 ]
 LOCAL = "local/smollm2-135m-instruct"
+GOOGLE_MODELS = [
+    "google/gemini-2.5-pro",
+    "google/gemini-2.5-flash",
+    "google/gemini-2.5-flash-lite",
+    "google/gemini-2.0-flash-001",
+]
+LOCAL_BASE = "local/gemma-3-270m"
 # USD per million tokens: (prompt, completion)
 PRICES_PER_MILLION = {
     "openai/gpt-4o": ("2.50", "10"),
@@ -43,8 +50,25 @@ def write(tmp_path: Path, text: str, name: str = "extra.yaml") -> Path:
 # --- built-in data --------------------------------------------------------------------------
 
 
+EMBEDDING_MODELS = [
+    "intfloat/multilingual-e5-small",
+    "openai/text-embedding-3-small",
+    "openai/text-embedding-3-large",
+    "openai/text-embedding-ada-002",
+]
+
+
 def test_builtin_models(catalog: Catalog) -> None:
-    assert set(catalog.models) == {*SEED_MODELS, LOCAL}
+    # Other families (anthropic/..., ...) have their own data files and tests.
+    ours = {m for m in catalog.models if m.split("/")[0] in ("openai", "local", "intfloat")}
+    assert ours == {*SEED_MODELS, LOCAL, LOCAL_BASE, *EMBEDDING_MODELS}
+
+
+@pytest.mark.parametrize("model", EMBEDDING_MODELS)
+def test_embedding_models_output_embeddings_only(catalog: Catalog, model: str) -> None:
+    assert catalog.models[model].architecture.output_modalities == ["embeddings"]
+    (endpoint,) = catalog.endpoints_for(model)
+    assert endpoint.pricing.completion == 0
 
 
 @pytest.mark.parametrize("model", SEED_MODELS)
@@ -95,13 +119,24 @@ def test_local_model(catalog: Catalog) -> None:
     assert endpoint.pricing.is_free()
 
 
+def test_local_base_model(catalog: Catalog) -> None:
+    model = catalog.models[LOCAL_BASE]
+    assert model.encoding == "native"
+    # "none": OpenRouter's instruct type for a model without an instruction format.
+    assert model.architecture.instruct_type == "none"
+    (endpoint,) = catalog.endpoints_for(LOCAL_BASE)
+    assert endpoint.provider == "local"
+    assert endpoint.upstream_model == "gemma-3-270m-q4_k_m.gguf"
+    assert endpoint.pricing.is_free()
+
+
 def test_encodings(catalog: Catalog) -> None:
     assert catalog.models["openai/gpt-4-turbo"].encoding == "cl100k_base"
     assert catalog.models["openai/gpt-4o"].encoding == "o200k_base"
 
 
 def test_providers(catalog: Catalog) -> None:
-    assert set(catalog.providers) == {"openai", "azure", "local"}
+    assert {"openai", "azure", "local"} <= set(catalog.providers)
     assert catalog.providers["openai"].api_key_env == "OPENAI_API_KEY"
     assert catalog.providers["azure"].api_version == "2024-10-21"
     assert catalog.providers["local"].requires_api_key is False

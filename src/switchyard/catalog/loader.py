@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import yaml
 
 from switchyard.catalog.schema import Catalog, Endpoint, ModelSpec, ProviderSpec
+
+_T = TypeVar("_T")
 
 
 class CatalogError(Exception):
@@ -39,33 +41,39 @@ def _convert(data: Any, kind: Any, where: str) -> Any:
         raise CatalogError(f"{where}: {exc}") from None
 
 
-def _builtin(name: str) -> str:
-    return resources.files("switchyard.catalog").joinpath("data", name).read_text("utf-8")
+def _builtin_files() -> list[tuple[str, str]]:
+    """Every built-in data file, in name order: one file per model family or serving stack."""
+    folder = resources.files("switchyard.catalog").joinpath("data")
+    return sorted(
+        (entry.name, entry.read_text("utf-8"))
+        for entry in folder.iterdir()
+        if entry.name.endswith(".yaml")
+    )
+
+
+def _add_once(
+    found: dict[str, _T], entries: Iterable[tuple[str, _T]], where: str, kind: str
+) -> None:
+    for key, entry in entries:
+        if key in found:
+            raise CatalogError(f"{where}: {kind} {key} is defined twice")
+        found[key] = entry
 
 
 def load_catalog(extra_files: Iterable[Path] = (), extra: dict[str, Any] | None = None) -> Catalog:
-    """Built-in data, then each extra file, then ``extra`` (the config file's entries)."""
-    models = {
-        m.id: m
-        for m in _convert(
-            _read_yaml(_builtin("models.yaml"), "models.yaml"), list[ModelSpec], "models.yaml"
-        )
-    }
-    providers = {
-        p.slug: p
-        for p in _convert(
-            _read_yaml(_builtin("providers.yaml"), "providers.yaml"),
-            list[ProviderSpec],
-            "providers.yaml",
-        )
-    }
+    """Built-in data, then each extra file, then ``extra`` (the config file's entries).
+
+    Built-in files may not define the same model, provider or endpoint twice; the extra
+    layers exist to override, so there a later entry replaces an earlier one.
+    """
+    models: dict[str, ModelSpec] = {}
+    providers: dict[str, ProviderSpec] = {}
     endpoints: dict[str, Endpoint] = {}
-    for e in _convert(
-        _read_yaml(_builtin("endpoints.yaml"), "endpoints.yaml"), list[Endpoint], "endpoints.yaml"
-    ):
-        if e.key in endpoints:
-            raise CatalogError(f"endpoints.yaml: duplicate endpoint {e.key}")
-        endpoints[e.key] = e
+    for name, text in _builtin_files():
+        layer = _convert(_read_yaml(text, name) or {}, _Extra, name)
+        _add_once(models, ((m.id, m) for m in layer.models), name, "model")
+        _add_once(providers, ((p.slug, p) for p in layer.providers), name, "provider")
+        _add_once(endpoints, ((e.key, e) for e in layer.endpoints), name, "endpoint")
 
     layers: list[tuple[str, Any]] = []
     for path in extra_files:

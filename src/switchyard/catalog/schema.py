@@ -8,7 +8,15 @@ from typing import Annotated, Literal
 
 from msgspec import Meta, Struct, field
 
-from switchyard.wire.chat import Quantization
+from switchyard.wire.chat import (
+    AssistantMessage,
+    ChatRequest,
+    DeveloperMessage,
+    Quantization,
+    SystemMessage,
+    ToolMessage,
+    UserMessage,
+)
 
 InputModality = Literal["text", "image", "file", "audio", "video"]
 OutputModality = Literal["text", "image", "embeddings", "audio", "video"]
@@ -80,6 +88,63 @@ class DataPolicy(Struct, frozen=True, forbid_unknown_fields=True):
     retention_days: int | None = None
 
 
+# Message fields that are optional on every message type that has them: a host's map may
+# remove them (the role, content, tool calls and call ids carry the conversation itself).
+OPTIONAL_MESSAGE_FIELDS = frozenset(
+    name
+    for kind in (SystemMessage, DeveloperMessage, UserMessage, AssistantMessage, ToolMessage)
+    for name in kind.__struct_fields__
+    if name not in ("content", "tool_calls", "tool_call_id")
+)
+
+
+class ParameterMap(Struct, frozen=True, forbid_unknown_fields=True):
+    """How one OpenAI-compatible host departs from the Chat Completions request (Portkey-style).
+
+    Names are request fields as clients send them. The supported-parameter gate runs first:
+    a field the endpoint does not support is never sent, whatever the map says.
+    """
+
+    # Fields the host knows under another name (Mistral: seed -> random_seed).
+    rename: dict[str, str] = field(default_factory=dict)
+    # Fields the host rejects outright, even plumbing we add ourselves (stream_options).
+    drop: list[str] = field(default_factory=list)
+    # Per field, string values the host spells differently (Mistral: required -> any).
+    values: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Message fields the host rejects, removed from every message that has them
+    # (Groq: messages[].name; Mistral: an assistant turn's reasoning).
+    message_drop: list[str] = field(default_factory=list)
+    # Fixed headers sent with every request (OpenRouter's app attribution).
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Catch a misspelt field at start-up rather than silently never applying it.
+        fields = set(ChatRequest.__struct_fields__) - {"messages", "model", "stream"}
+        for section, names in (
+            ("rename", self.rename),
+            ("drop", self.drop),
+            ("values", self.values),
+        ):
+            unknown = sorted(set(names) - fields)
+            if unknown:
+                raise ValueError(
+                    f"parameter_map.{section} names unknown request fields: {', '.join(unknown)}"
+                )
+        droppable = OPTIONAL_MESSAGE_FIELDS
+        unknown = sorted(set(self.message_drop) - droppable)
+        if unknown:
+            raise ValueError(
+                f"parameter_map.message_drop names fields messages cannot lose: "
+                f"{', '.join(unknown)} (known: {', '.join(sorted(droppable))})"
+            )
+        for source, target in self.rename.items():
+            if not target or target in ("messages", "model", "stream") or target == source:
+                raise ValueError(f"parameter_map.rename.{source}: invalid target {target!r}")
+
+    def is_empty(self) -> bool:
+        return not (self.rename or self.drop or self.values or self.message_drop or self.headers)
+
+
 class ProviderSpec(Struct, frozen=True, forbid_unknown_fields=True):
     slug: Slug
     name: str
@@ -99,6 +164,8 @@ class ProviderSpec(Struct, frozen=True, forbid_unknown_fields=True):
     status_page_url: str | None = None
     data_policy: DataPolicy = DataPolicy()
     is_moderated: bool = False
+    # The host's departures from its protocol; applied by the OpenAI adapter.
+    parameter_map: ParameterMap = ParameterMap()
 
 
 class Endpoint(Struct, frozen=True, forbid_unknown_fields=True):
