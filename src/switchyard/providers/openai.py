@@ -15,6 +15,7 @@ import msgspec
 from msgspec import UNSET
 
 from switchyard.catalog import Catalog, Endpoint, ProviderSpec
+from switchyard.catalog.schema import ParameterMap
 from switchyard.errors import (
     UpstreamError,
     UpstreamRateLimited,
@@ -23,8 +24,8 @@ from switchyard.errors import (
 )
 from switchyard.providers.base import StreamState, UpstreamRequest
 from switchyard.settings import ProviderConfig
-from switchyard.sse import SSEEvent
-from switchyard.wire.chat import ChatChunk, ChatRequest, ChatResult, StreamOptions
+from switchyard.sse import SSEEvent, SSEParser
+from switchyard.wire.chat import ChatChunk, ChatRequest, ChatResult, Message, StreamOptions
 from switchyard.wire.codec import encode
 
 # --- constants ----------------------------------------------------------------------------
@@ -74,6 +75,9 @@ FINISH_REASONS = {
     "tool_calls": "tool_calls",
     "function_call": "tool_calls",
     "content_filter": "content_filter",
+    # Mistral: the context window, not max_tokens, cut the reply
+    # (https://docs.mistral.ai/api/ , ChatCompletionChoice.finish_reason).
+    "model_length": "length",
 }
 
 _STREAM_OPTIONS = StreamOptions(include_usage=True)
@@ -141,11 +145,77 @@ def _not_forwarded(supported: frozenset[str]) -> tuple[str, ...]:
     )
 
 
-def forwarded_fields(request: ChatRequest, supported: frozenset[str]) -> dict[str, Any]:
-    """Fields to blank out so that only what this endpoint supports is sent upstream."""
-    return {
-        name: UNSET for name in _not_forwarded(supported) if getattr(request, name) is not UNSET
-    }
+@dataclass(frozen=True, slots=True)
+class RequestPlan:
+    """What :meth:`OpenAIAdapter.build_request` does to one endpoint's requests.
+
+    Worked out once per endpoint from its supported parameters and the provider's
+    :class:`~switchyard.catalog.schema.ParameterMap`, so a request pays only for the quirks
+    it actually hits (a host without quirks pays nothing).
+    """
+
+    # Fields never sent: unsupported by the endpoint, or dropped by the host's map.
+    blank: tuple[str, ...]
+    # (field, name on the wire, value map or None) for fields the host renames or respells.
+    moved: tuple[tuple[str, str, Mapping[str, str] | None], ...]
+    # Whether a stream asks for usage (a host that rejects stream_options reports it anyway).
+    stream_usage: bool
+    # Message fields the host rejects.
+    message_drop: tuple[str, ...] = ()
+
+
+def plan_request(supported: frozenset[str], quirks: ParameterMap) -> RequestPlan:
+    dropped = frozenset(quirks.drop)
+    blank = _not_forwarded(supported) + tuple(
+        name for name in quirks.drop if name not in _not_forwarded(supported)
+    )
+    moved = tuple(
+        (name, quirks.rename.get(name, name), quirks.values.get(name))
+        for name in dict.fromkeys([*quirks.rename, *quirks.values])
+        if name not in blank
+    )
+    return RequestPlan(blank, moved, "stream_options" not in dropped, tuple(quirks.message_drop))
+
+
+_FIELDS = frozenset(ChatRequest.__struct_fields__)
+
+
+def _apply_moves(
+    request: ChatRequest, plan: RequestPlan, changes: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Take renamed / respelled fields out of the struct; return them as wire-named extras."""
+    extra: dict[str, Any] | None = None
+    for name, wire, values in plan.moved:
+        value = getattr(request, name)
+        if value is UNSET:
+            continue
+        if wire == name:
+            # Only respelled: leave the struct alone unless this value is in the map.
+            if values is None or not isinstance(value, str) or value not in values:
+                continue
+        elif wire in _FIELDS:
+            # Renamed onto another request field (max_completion_tokens -> max_tokens): the
+            # renamed value wins, as in ChatRequest.output_limit, and JSON keys stay unique.
+            changes[wire] = UNSET
+        if values is not None and isinstance(value, str):
+            value = values.get(value, value)
+        changes[name] = UNSET
+        if extra is None:
+            extra = {}
+        extra[wire] = value
+    return extra
+
+
+def _strip_messages(messages: list[Message], names: tuple[str, ...]) -> list[Message] | None:
+    """The messages without the named fields; None when no message sets any of them."""
+    out: list[Message] | None = None
+    for index, message in enumerate(messages):
+        found = {name: UNSET for name in names if getattr(message, name, UNSET) is not UNSET}
+        if found:
+            if out is None:
+                out = list(messages)
+            out[index] = msgspec.structs.replace(message, **found)
+    return out
 
 
 class OpenAIAdapter:
@@ -156,7 +226,9 @@ class OpenAIAdapter:
         self.credentials = credentials
         self._catalog = catalog
         self._supported: dict[str, frozenset[str]] = {}
+        self._plans: dict[str, RequestPlan] = {}
         self._headers = {"Content-Type": "application/json", "Accept-Encoding": "gzip"}
+        self._headers.update(spec.parameter_map.headers)
         if credentials.api_key:
             self._headers["Authorization"] = f"Bearer {credentials.api_key}"
 
@@ -177,15 +249,35 @@ class OpenAIAdapter:
             )
         return found
 
+    def plan(self, endpoint: Endpoint) -> RequestPlan:
+        found = self._plans.get(endpoint.key)
+        if found is None:
+            found = self._plans[endpoint.key] = plan_request(
+                self.supported(endpoint), self.spec.parameter_map
+            )
+        return found
+
     def build_request(
         self, request: ChatRequest, endpoint: Endpoint, *, stream: bool
     ) -> UpstreamRequest:
-        changes = forwarded_fields(request, self.supported(endpoint))
+        plan = self._plans.get(endpoint.key) or self.plan(endpoint)
+        changes: dict[str, Any] = {
+            name: UNSET for name in plan.blank if getattr(request, name) is not UNSET
+        }
+        extra = _apply_moves(request, plan, changes) if plan.moved else None
+        if plan.message_drop:
+            stripped = _strip_messages(request.messages, plan.message_drop)
+            if stripped is not None:
+                changes["messages"] = stripped
         changes["model"] = self.upstream_model(endpoint)
         changes["stream"] = stream
         # OpenAI only reports usage on a stream when asked; we always need it.
-        changes["stream_options"] = _STREAM_OPTIONS if stream else UNSET
+        changes["stream_options"] = _STREAM_OPTIONS if stream and plan.stream_usage else UNSET
         body = encode(msgspec.structs.replace(request, **changes))
+        if extra:
+            # Splice the renamed fields into the object: the body always has "messages", so
+            # it is never "{}" and a comma is always right.
+            body = body[:-1] + b"," + encode(extra)[1:]
         return UpstreamRequest("POST", self.url(endpoint), self.headers(endpoint), body)
 
     # --- response parsing -----------------------------------------------------------------
@@ -199,6 +291,9 @@ class OpenAIAdapter:
         return result
 
     # --- stream parsing -------------------------------------------------------------------
+
+    def stream_parser(self) -> SSEParser:
+        return SSEParser()
 
     def parse_stream_event(self, event: SSEEvent, state: StreamState) -> list[ChatChunk]:
         try:

@@ -1,0 +1,713 @@
+"""Anthropic Messages API (``POST {base_url}/v1/messages``).
+
+Order: constants, credentials, request building, response parsing, stream parsing, errors.
+
+What does not translate, and why:
+- ``response_format: json_object`` has no Anthropic equivalent (structured outputs need a
+  schema), so it is not sent; ``json_schema`` becomes ``output_config.format``.
+- ``reasoning.exclude`` is not acted on: the reasoning Claude returns is passed on.
+- Temperatures above 1 are sent as 1, the top of Anthropic's range.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from typing import Any
+
+import msgspec
+from msgspec import UNSET
+
+from switchyard.catalog import Catalog, Endpoint, ProviderSpec
+from switchyard.errors import (
+    InvalidRequest,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamUnavailable,
+)
+from switchyard.providers.base import StreamState, UpstreamRequest
+from switchyard.providers.openai import Credentials, map_openai_error
+from switchyard.sse import SSEEvent, SSEParser
+from switchyard.wire.chat import (
+    AssistantMessage,
+    ChatChunk,
+    ChatRequest,
+    ChatResult,
+    Choice,
+    CompletionTokensDetails,
+    ContentPart,
+    Delta,
+    DeveloperMessage,
+    FilePart,
+    FunctionCall,
+    FunctionCallDelta,
+    ImagePart,
+    JsonSchemaFormat,
+    NamedToolChoice,
+    PromptTokensDetails,
+    ResponseMessage,
+    StreamChoice,
+    SystemMessage,
+    TextPart,
+    ToolCall,
+    ToolCallDelta,
+    ToolMessage,
+    Usage,
+    UserMessage,
+)
+
+__all__ = ["AnthropicAdapter", "build_body", "normalise_stop", "parse_message"]
+
+# --- constants ----------------------------------------------------------------------------
+
+API_VERSION = "2023-06-01"
+REASONING_FORMAT = "anthropic-claude-v1"
+# Used when neither the request nor the catalog gives an output limit (max_tokens is
+# required by Anthropic).
+FALLBACK_MAX_TOKENS = 4096
+MIN_THINKING_BUDGET = 1024
+# OpenRouter's rule for turning an effort into a thinking budget: a share of max_tokens,
+# at least 1024 and at most 32000 tokens.
+EFFORT_SHARE = {
+    "max": 0.95,
+    "xhigh": 0.95,
+    "high": 0.8,
+    "medium": 0.5,
+    "low": 0.2,
+    "minimal": 0.1,
+}
+MAX_EFFORT_BUDGET = 32000
+
+STOP_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+
+IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+
+# Request parameters forwarded only when the endpoint lists them (or an alias) as supported.
+SUPPORT_ALIASES = {
+    "reasoning_effort": "reasoning",
+    "parallel_tool_calls": "tools",
+    "max_completion_tokens": "max_tokens",
+}
+
+Block = dict[str, Any]
+
+
+class _Usage(msgspec.Struct):
+    input_tokens: int | None = None
+    output_tokens: int = 0
+    cache_creation_input_tokens: int | None = None
+    cache_read_input_tokens: int | None = None
+    output_tokens_details: dict[str, Any] | None = None
+
+
+class _Message(msgspec.Struct):
+    id: str
+    model: str
+    content: list[Block]
+    usage: _Usage
+    stop_reason: str | None = None
+
+
+class _Event(msgspec.Struct):
+    """Any stream event; the fields a type does not use stay None."""
+
+    type: str
+    index: int | None = None
+    message: _Message | None = None
+    content_block: Block | None = None
+    delta: Block | None = None
+    usage: _Usage | None = None
+    error: Block | None = None
+
+
+_message_decoder = msgspec.json.Decoder(_Message)
+_event_decoder = msgspec.json.Decoder(_Event)
+_encode = msgspec.json.encode
+_decode = msgspec.json.decode
+
+
+# --- request building ---------------------------------------------------------------------
+
+
+class AnthropicAdapter:
+    """Messages API with an ``x-api-key`` and a pinned ``anthropic-version``."""
+
+    def __init__(self, spec: ProviderSpec, credentials: Credentials, catalog: Catalog) -> None:
+        self.spec = spec
+        self.credentials = credentials
+        self._catalog = catalog
+        self._supported: dict[str, frozenset[str]] = {}
+        self._url = f"{credentials.base_url}/v1/messages"
+        self._headers = {
+            "Content-Type": "application/json",
+            "Accept-Encoding": "gzip",
+            "anthropic-version": API_VERSION,
+        }
+        if credentials.api_key:
+            self._headers["x-api-key"] = credentials.api_key
+
+    def supported(self, endpoint: Endpoint) -> frozenset[str]:
+        found = self._supported.get(endpoint.key)
+        if found is None:
+            found = self._supported[endpoint.key] = frozenset(
+                self._catalog.endpoint_parameters(endpoint)
+            )
+        return found
+
+    def build_request(
+        self, request: ChatRequest, endpoint: Endpoint, *, stream: bool
+    ) -> UpstreamRequest:
+        body = build_body(request, endpoint, self.supported(endpoint))
+        if stream:
+            body["stream"] = True
+        return UpstreamRequest("POST", self._url, self._headers, _encode(body))
+
+    # --- response parsing -----------------------------------------------------------------
+
+    def parse_response(self, body: bytes) -> ChatResult:
+        return parse_message(_message_decoder.decode(body))
+
+    # --- stream parsing -------------------------------------------------------------------
+
+    def stream_parser(self) -> SSEParser:
+        return SSEParser()
+
+    def parse_stream_event(self, event: SSEEvent, state: StreamState) -> list[ChatChunk]:
+        parsed = _event_decoder.decode(event.data)
+        if parsed.type == "error":
+            raise self._stream_error(parsed.error or {})
+        return _StreamTranslator.of(state).translate(parsed)
+
+    def _stream_error(self, error: Block) -> UpstreamError:
+        kind = error.get("type")
+        message = f"{self.spec.name} reported an error mid-stream: {error.get('message')}"
+        common: dict[str, Any] = {"provider": self.spec.name, "raw": error}
+        if kind == "overloaded_error":
+            return UpstreamUnavailable(message, **common)
+        if kind == "rate_limit_error":
+            return UpstreamRateLimited(message, **common)
+        return UpstreamError(message, **common)
+
+    # --- errors ---------------------------------------------------------------------------
+
+    def map_error(self, status: int, headers: dict[str, str], body: bytes) -> UpstreamError:
+        # Anthropic's body is {"type": "error", "error": {"type", "message"}}: the OpenAI
+        # mapping finds the inner object under the same key, and keeps it in metadata.raw.
+        return map_openai_error(self.spec.name, status, headers, body)
+
+
+def _supports(supported: frozenset[str], name: str) -> bool:
+    return name in supported or SUPPORT_ALIASES.get(name, "") in supported
+
+
+def build_body(request: ChatRequest, endpoint: Endpoint, supported: frozenset[str]) -> Block:
+    system, messages = _translate_messages(request)
+    limit = request.output_limit() or endpoint.max_completion_tokens or FALLBACK_MAX_TOKENS
+    body: Block = {"model": endpoint.upstream_model, "max_tokens": limit, "messages": messages}
+    if system:
+        body["system"] = system
+    thinking = _thinking(request, limit) if _supports(supported, "reasoning") else None
+    if thinking is not None:
+        body["thinking"] = thinking
+    if isinstance(request.stop, str):
+        body["stop_sequences"] = [request.stop]
+    elif isinstance(request.stop, list) and request.stop:
+        body["stop_sequences"] = request.stop
+    # Claude refuses sampling changes while thinking; the budget matters more to the caller.
+    if thinking is None:
+        if isinstance(request.temperature, float | int) and _supports(supported, "temperature"):
+            body["temperature"] = min(float(request.temperature), 1.0)
+        if isinstance(request.top_k, int) and _supports(supported, "top_k"):
+            body["top_k"] = request.top_k
+        if isinstance(request.top_p, float | int) and _supports(supported, "top_p"):
+            body["top_p"] = request.top_p
+    if request.tools and _supports(supported, "tools"):
+        body["tools"] = [_tool(tool) for tool in request.tools]
+        choice = _tool_choice(request, thinking is not None)
+        if choice is not None:
+            body["tool_choice"] = choice
+    if isinstance(request.response_format, JsonSchemaFormat) and _supports(
+        supported, "structured_outputs"
+    ):
+        schema = request.response_format.json_schema.schema
+        body["output_config"] = {
+            "format": {"type": "json_schema", "schema": schema if schema else {"type": "object"}}
+        }
+    if isinstance(request.user, str):
+        body["metadata"] = {"user_id": request.user}
+    if isinstance(request.cache_control, dict):
+        body["cache_control"] = request.cache_control
+    return body
+
+
+def _thinking(request: ChatRequest, max_tokens: int) -> Block | None:
+    reasoning = request.reasoning
+    effort = request.reasoning_effort if isinstance(request.reasoning_effort, str) else None
+    budget: int | None = None
+    enabled = effort is not None
+    if reasoning is not UNSET:
+        if isinstance(reasoning.effort, str):
+            effort, enabled = reasoning.effort, True
+        if isinstance(reasoning.max_tokens, int):
+            budget, enabled = reasoning.max_tokens, True
+        if reasoning.enabled is True:
+            enabled = True
+        if reasoning.enabled is False:
+            return None
+    if not enabled or effort == "none":
+        return None
+    if budget is None:
+        share = EFFORT_SHARE.get(effort or "medium", EFFORT_SHARE["medium"])
+        budget = min(int(max_tokens * share), MAX_EFFORT_BUDGET)
+    budget = max(budget, MIN_THINKING_BUDGET)
+    if budget >= max_tokens:
+        raise InvalidRequest(
+            f"Reasoning on Anthropic models needs max_tokens above the thinking budget "
+            f"({budget} tokens, at least {MIN_THINKING_BUDGET}); max_tokens is {max_tokens}",
+            field="max_tokens",
+        )
+    return {"type": "enabled", "budget_tokens": budget}
+
+
+def _tool(tool: Any) -> Block:
+    fn = tool.function
+    out: Block = {
+        "name": fn.name,
+        "input_schema": fn.parameters if fn.parameters else {"type": "object", "properties": {}},
+    }
+    if isinstance(fn.description, str):
+        out["description"] = fn.description
+    if fn.strict is True:
+        out["strict"] = True
+    if isinstance(tool.cache_control, dict):
+        out["cache_control"] = tool.cache_control
+    return out
+
+
+def _tool_choice(request: ChatRequest, thinking: bool) -> Block | None:
+    choice = request.tool_choice
+    out: Block | None
+    if choice is UNSET or choice == "auto":
+        out = {"type": "auto"}
+    elif choice == "none":
+        return {"type": "none"}
+    elif choice == "required":
+        out = {"type": "any"}
+    elif isinstance(choice, NamedToolChoice):
+        out = {"type": "tool", "name": choice.function.name}
+    else:  # pragma: no cover - the wire type admits nothing else
+        return None
+    if thinking and out["type"] != "auto":
+        raise InvalidRequest(
+            "Anthropic models cannot be made to call a tool while reasoning; use tool_choice"
+            " auto or turn reasoning off",
+            field="tool_choice",
+        )
+    if request.parallel_tool_calls is False:
+        out["disable_parallel_tool_use"] = True
+    elif choice is UNSET:
+        return None  # Anthropic's default is auto with parallel calls: nothing to say
+    return out
+
+
+def _translate_messages(request: ChatRequest) -> tuple[list[Block], list[Block]]:
+    """System blocks, and turns that alternate user / assistant (same-role turns merged)."""
+    system: list[Block] = []
+    turns: list[Block] = []
+
+    def add(role: str, blocks: list[Block]) -> None:
+        if not blocks:
+            return  # Anthropic refuses empty turns; an empty one says nothing anyway
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": role, "content": blocks})
+
+    for i, message in enumerate(request.messages):
+        if isinstance(message, SystemMessage | DeveloperMessage):
+            system.extend(_text_blocks(message.content))
+        elif isinstance(message, UserMessage):
+            add("user", _user_blocks(message.content, f"messages[{i}]"))
+        elif isinstance(message, ToolMessage):
+            result: Block = {"type": "tool_result", "tool_use_id": message.tool_call_id}
+            content = _user_blocks(message.content, f"messages[{i}]")
+            if content:
+                result["content"] = content
+            add("user", [result])
+        elif isinstance(message, AssistantMessage):
+            add("assistant", _assistant_blocks(message, f"messages[{i}]"))
+    return system, turns
+
+
+def _text_blocks(content: str | list[TextPart]) -> list[Block]:
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    return [_text_block(part) for part in content if part.text]
+
+
+def _text_block(part: TextPart) -> Block:
+    block: Block = {"type": "text", "text": part.text}
+    if isinstance(part.cache_control, dict):
+        block["cache_control"] = part.cache_control
+    return block
+
+
+def _user_blocks(content: str | list[ContentPart], where: str) -> list[Block]:
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    blocks: list[Block] = []
+    for j, part in enumerate(content):
+        if isinstance(part, TextPart):
+            if part.text:
+                blocks.append(_text_block(part))
+        elif isinstance(part, ImagePart):
+            blocks.append(_image_block(part.image_url.url, f"{where}.content[{j}].image_url.url"))
+        elif isinstance(part, FilePart):
+            blocks.append(_document_block(part.file, f"{where}.content[{j}].file"))
+        else:
+            kind = part.__struct_config__.tag
+            raise InvalidRequest(
+                f"Anthropic models do not accept `{kind}` content parts",
+                field=f"{where}.content[{j}]",
+            )
+    return blocks
+
+
+def _image_block(url: str, where: str) -> Block:
+    if url[:5].lower() == "data:":
+        head, sep, data = url[5:].partition(",")
+        media_type, _, encoding = head.partition(";")
+        media_type = media_type.lower()
+        if not sep or encoding.lower() != "base64":
+            raise InvalidRequest(f"`{where}` must be a base64 data: URL", field=where)
+        if media_type not in IMAGE_TYPES:
+            raise InvalidRequest(
+                f"`{where}` has media type {media_type!r}; Anthropic accepts "
+                + ", ".join(sorted(IMAGE_TYPES)),
+                field=where,
+            )
+        return {
+            "type": "image",
+            "source": {"type": "base64", "media_type": media_type, "data": data},
+        }
+    return {"type": "image", "source": {"type": "url", "url": url}}
+
+
+def _document_block(file: dict[str, Any], where: str) -> Block:
+    """PDFs (inline or by URL) and plain text become Anthropic document blocks."""
+    data = file.get("file_data")
+    if not isinstance(data, str) or not data:
+        raise InvalidRequest(
+            f"`{where}.file_data` is required: Anthropic has no store of uploaded files",
+            field=f"{where}.file_data",
+        )
+    source: Block
+    if data[:5].lower() == "data:":
+        head, _, payload = data[5:].partition(",")
+        media_type, _, encoding = head.partition(";")
+        media_type = media_type.lower()
+        if encoding.lower() != "base64":
+            raise InvalidRequest(
+                f"`{where}.file_data` must be a base64 data: URL", field=f"{where}.file_data"
+            )
+        if media_type == "application/pdf":
+            source = {"type": "base64", "media_type": media_type, "data": payload}
+        elif media_type == "text/plain":
+            try:
+                text = base64.b64decode(payload, validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                raise InvalidRequest(
+                    f"`{where}.file_data` is not base64-encoded UTF-8 text",
+                    field=f"{where}.file_data",
+                ) from None
+            source = {"type": "text", "media_type": media_type, "data": text}
+        else:
+            raise InvalidRequest(
+                f"`{where}.file_data` has media type {media_type!r}; Anthropic reads"
+                " application/pdf and text/plain documents",
+                field=f"{where}.file_data",
+            )
+    elif data[:8].lower() == "https://" or data[:7].lower() == "http://":
+        source = {"type": "url", "url": data}
+    else:
+        raise InvalidRequest(
+            f"`{where}.file_data` must be a data: URL or an http(s) URL",
+            field=f"{where}.file_data",
+        )
+    block: Block = {"type": "document", "source": source}
+    if isinstance(file.get("filename"), str):
+        block["title"] = file["filename"]
+    return block
+
+
+def _assistant_blocks(message: AssistantMessage, where: str) -> list[Block]:
+    blocks: list[Block] = []
+    # Thinking must lead the turn, and only Claude's own (signed) thinking is accepted back.
+    if message.reasoning_details is not UNSET:
+        for detail in message.reasoning_details:
+            block = _thinking_block(detail)
+            if block is not None:
+                blocks.append(block)
+    content = message.content
+    if isinstance(content, str):
+        if content:
+            blocks.append({"type": "text", "text": content})
+    elif isinstance(content, list):
+        blocks.extend(_user_blocks(content, where))
+    if message.tool_calls is not UNSET:
+        for k, call in enumerate(message.tool_calls):
+            field = f"{where}.tool_calls[{k}].function.arguments"
+            try:
+                arguments = _decode(call.function.arguments) if call.function.arguments else {}
+            except msgspec.DecodeError:
+                raise InvalidRequest(f"`{field}` is not valid JSON", field=field) from None
+            if not isinstance(arguments, dict):
+                raise InvalidRequest(f"`{field}` must encode a JSON object", field=field)
+            blocks.append(
+                {"type": "tool_use", "id": call.id, "name": call.function.name, "input": arguments}
+            )
+    return blocks
+
+
+def _thinking_block(detail: dict[str, Any]) -> Block | None:
+    if detail.get("format") not in (REASONING_FORMAT, None):
+        return None  # another vendor's reasoning: its signature would not verify here
+    kind = detail.get("type")
+    if kind == "reasoning.text" and isinstance(detail.get("signature"), str):
+        return {
+            "type": "thinking",
+            "thinking": detail.get("text") or "",
+            "signature": detail["signature"],
+        }
+    if kind == "reasoning.encrypted" and isinstance(detail.get("data"), str):
+        return {"type": "redacted_thinking", "data": detail["data"]}
+    return None
+
+
+# --- response parsing ---------------------------------------------------------------------
+
+
+def normalise_stop(native: str | None) -> str | None:
+    if native is None:
+        return None
+    return STOP_REASONS.get(native, "stop")
+
+
+def _usage(usage: _Usage, input_usage: _Usage | None = None) -> Usage:
+    """Canonical usage: prompt tokens count cache reads and writes too."""
+    source = input_usage or usage
+
+    def pick(name: str) -> int:
+        value = getattr(usage, name)
+        if value is None:
+            value = getattr(source, name)
+        return value or 0
+
+    read = pick("cache_read_input_tokens")
+    written = pick("cache_creation_input_tokens")
+    prompt = pick("input_tokens") + read + written
+    details = usage.output_tokens_details or {}
+    thinking = details.get("thinking_tokens")
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=usage.output_tokens,
+        total_tokens=prompt + usage.output_tokens,
+        prompt_tokens_details=PromptTokensDetails(cached_tokens=read, cache_write_tokens=written),
+        completion_tokens_details=CompletionTokensDetails(
+            reasoning_tokens=thinking if isinstance(thinking, int) else 0
+        ),
+    )
+
+
+def _reasoning_detail(block: Block, index: int) -> dict[str, Any] | None:
+    if block.get("type") == "thinking":
+        return {
+            "type": "reasoning.text",
+            "text": block.get("thinking", ""),
+            "signature": block.get("signature") or None,
+            "format": REASONING_FORMAT,
+            "index": index,
+        }
+    if block.get("type") == "redacted_thinking":
+        return {
+            "type": "reasoning.encrypted",
+            "data": block.get("data", ""),
+            "format": REASONING_FORMAT,
+            "index": index,
+        }
+    return None
+
+
+def parse_message(message: _Message) -> ChatResult:
+    texts: list[str] = []
+    reasoning: list[str] = []
+    details: list[dict[str, Any]] = []
+    calls: list[ToolCall] = []
+    for block in message.content:
+        kind = block.get("type")
+        if kind == "text":
+            texts.append(block.get("text", ""))
+        elif kind == "tool_use":
+            arguments = _encode(block.get("input") or {}).decode()
+            calls.append(ToolCall(id=block["id"], function=FunctionCall(block["name"], arguments)))
+        else:
+            detail = _reasoning_detail(block, len(details))
+            if detail is not None:
+                details.append(detail)
+                if kind == "thinking":
+                    reasoning.append(detail["text"])
+    response = ResponseMessage(content="".join(texts) if texts or not calls else None)
+    if details:
+        response.reasoning = "".join(reasoning)
+        response.reasoning_details = details
+    if calls:
+        response.tool_calls = calls
+    return ChatResult(
+        id=message.id,
+        created=int(time.time()),
+        model=message.model,
+        choices=[
+            Choice(
+                index=0,
+                message=response,
+                finish_reason=normalise_stop(message.stop_reason),
+                native_finish_reason=message.stop_reason,
+            )
+        ],
+        usage=_usage(message.usage),
+    )
+
+
+# --- stream parsing -----------------------------------------------------------------------
+
+
+class _StreamTranslator:
+    """Per-stream memory: the message's id, its input usage, and which Anthropic content
+    block is which tool call or reasoning detail (clients count tool calls from 0)."""
+
+    __slots__ = ("created", "details", "id", "input_usage", "model", "tool_index")
+
+    def __init__(self) -> None:
+        self.id = ""
+        self.model = ""
+        self.created = int(time.time())
+        self.input_usage: _Usage | None = None
+        self.tool_index: dict[int, int] = {}  # block index -> tool call index
+        self.details: dict[int, int] = {}  # block index -> reasoning detail index
+
+    @classmethod
+    def of(cls, state: StreamState) -> _StreamTranslator:
+        found = state.extra.get("anthropic")
+        if not isinstance(found, _StreamTranslator):
+            found = state.extra["anthropic"] = cls()
+        return found
+
+    def _chunk(
+        self, delta: Delta, finish: str | None = None, native: str | None = None
+    ) -> ChatChunk:
+        return ChatChunk(
+            id=self.id,
+            created=self.created,
+            model=self.model,
+            choices=[
+                StreamChoice(
+                    index=0, delta=delta, finish_reason=finish, native_finish_reason=native
+                )
+            ],
+        )
+
+    def translate(self, event: _Event) -> list[ChatChunk]:
+        kind = event.type
+        if kind == "content_block_delta" and event.delta is not None and event.index is not None:
+            return self._block_delta(event.index, event.delta)
+        if kind == "content_block_start" and event.content_block is not None:
+            return self._block_start(event.index or 0, event.content_block)
+        if kind == "message_start" and event.message is not None:
+            self.id = event.message.id
+            self.model = event.message.model
+            self.input_usage = event.message.usage
+            # Usage so far (the prompt), so that a stream cut short is still charged for
+            # its prompt; message_delta's final figures replace it.
+            return [self._chunk(Delta(role="assistant", content="")), self._usage_chunk(None)]
+        if kind == "message_delta":
+            return self._message_delta(event)
+        # content_block_stop, message_stop, ping and event types added later carry nothing.
+        return []
+
+    def _block_start(self, index: int, block: Block) -> list[ChatChunk]:
+        kind = block.get("type")
+        if kind == "text":
+            text = block.get("text")
+            return [self._chunk(Delta(content=text))] if text else []
+        if kind == "tool_use":
+            call = self.tool_index[index] = len(self.tool_index)
+            delta = ToolCallDelta(
+                index=call,
+                id=block.get("id", ""),
+                type="function",
+                function=FunctionCallDelta(name=block.get("name", ""), arguments=""),
+            )
+            return [self._chunk(Delta(tool_calls=[delta]))]
+        if kind in ("thinking", "redacted_thinking"):
+            number = self.details[index] = len(self.details)
+            if kind == "redacted_thinking":
+                detail = _reasoning_detail(block, number)
+                return [self._chunk(Delta(reasoning_details=[detail]))] if detail else []
+            text = block.get("thinking")
+            if text:
+                return [self._reasoning(number, text=text)]
+        return []
+
+    def _reasoning(self, number: int, *, text: str = "", signature: str | None = None) -> ChatChunk:
+        detail: dict[str, Any] = {"type": "reasoning.text", "text": text}
+        if signature is not None:
+            detail["signature"] = signature
+        detail["format"] = REASONING_FORMAT
+        detail["index"] = number
+        return self._chunk(Delta(reasoning=text, reasoning_details=[detail]))
+
+    def _block_delta(self, index: int, delta: Block) -> list[ChatChunk]:
+        kind = delta.get("type")
+        if kind == "text_delta":
+            return [self._chunk(Delta(content=delta.get("text", "")))]
+        if kind == "input_json_delta":
+            fragment = delta.get("partial_json", "")
+            call = self.tool_index.get(index)
+            if not fragment or call is None:
+                return []
+            tool = ToolCallDelta(index=call, function=FunctionCallDelta(arguments=fragment))
+            return [self._chunk(Delta(tool_calls=[tool]))]
+        if kind == "thinking_delta":
+            number = self.details.setdefault(index, len(self.details))
+            return [self._reasoning(number, text=delta.get("thinking", ""))]
+        if kind == "signature_delta":
+            number = self.details.setdefault(index, len(self.details))
+            return [self._reasoning(number, signature=delta.get("signature", ""))]
+        return []  # citations_delta and later kinds: nothing in the Chat Completions shape
+
+    def _message_delta(self, event: _Event) -> list[ChatChunk]:
+        chunks: list[ChatChunk] = []
+        native = (event.delta or {}).get("stop_reason")
+        if isinstance(native, str):
+            chunks.append(self._chunk(Delta(), normalise_stop(native), native))
+        if event.usage is not None:
+            chunks.append(self._usage_chunk(event.usage))
+        return chunks
+
+    def _usage_chunk(self, usage: _Usage | None) -> ChatChunk:
+        return ChatChunk(
+            id=self.id,
+            created=self.created,
+            model=self.model,
+            choices=[],
+            usage=_usage(usage or self.input_usage or _Usage(), self.input_usage),
+        )
