@@ -66,10 +66,10 @@ class Backend:
         return db
 
     def use_migrations(self, monkeypatch: pytest.MonkeyPatch, extra: list[str]) -> None:
-        """Add migrations 0002, 0003, ... with these scripts to the built-in ones."""
+        """Add migrations after the built-in ones (numbered from NEXT) with these scripts."""
         dialect = self.kind
         builtin = lite.migrations(dialect)
-        added = [(2 + i, f"{2 + i:04d}_extra.sql", sql) for i, sql in enumerate(extra)]
+        added = [(NEXT + i, f"{NEXT + i:04d}_extra.sql", sql) for i, sql in enumerate(extra)]
         if self.kind == "sqlite":
             monkeypatch.setattr(lite, "_migrations", lambda: builtin + added)
         else:
@@ -112,6 +112,10 @@ async def postgres(tmp_path: Path) -> AsyncIterator[Backend]:
 @pytest.fixture
 async def db(backend: Backend) -> Database:
     return await backend.connect()
+
+
+ALL = [v for v, _, _ in lite.migrations("sqlite")]
+NEXT = len(ALL) + 1  # the number a test's extra migration takes
 
 
 async def versions(db: Database) -> list[int]:
@@ -178,8 +182,8 @@ def test_open_database_picks_postgres_by_url() -> None:
 async def test_connect_migrates_a_fresh_database(backend: Backend) -> None:
     db = await backend.connect()
     assert db.dialect == backend.kind
-    assert await versions(db) == [1]
-    row = await db.fetchone("SELECT name, applied_at FROM schema_migrations")
+    assert await versions(db) == ALL
+    row = await db.fetchone("SELECT name, applied_at FROM schema_migrations WHERE version = 1")
     assert row is not None and row["name"] == "0001_keys.sql" and row["applied_at"]
     for table in ("accounts", "credit_grants", "api_keys", "generations", "activity_daily"):
         assert await db.fetchall(f"SELECT * FROM {table}") == []
@@ -215,12 +219,13 @@ async def test_a_failed_migration_leaves_nothing_behind(
 ) -> None:
     create = "CREATE TABLE half_done (x INTEGER);\n"
     backend.use_migrations(monkeypatch, [create + "INSERT INTO no_such_table VALUES (1);\n"])
-    with pytest.raises(MigrationError, match="0002_extra"):
+    with pytest.raises(MigrationError, match=f"{NEXT:04d}_extra"):
         await backend.connect()
-    # 0001 stayed applied; 0002 left neither its table nor its record, so it can run again.
+    # The built-in ones stayed applied; the extra one left neither its table nor its
+    # record, so it can run again.
     backend.use_migrations(monkeypatch, [create])
     db = await backend.connect()
-    assert await versions(db) == [1, 2]
+    assert await versions(db) == [*ALL, NEXT]
     assert await db.fetchall("SELECT x FROM half_done") == []
 
 
@@ -228,7 +233,7 @@ async def test_postgres_replicas_starting_together_migrate_once(postgres: Backen
     dbs = [postgres.open() for _ in range(4)]
     await asyncio.gather(*(db.connect() for db in dbs))
     for db in dbs:
-        assert await versions(db) == [1]
+        assert await versions(db) == ALL
 
 
 async def test_postgres_schema_from_url_options(postgres: Backend) -> None:
@@ -236,7 +241,7 @@ async def test_postgres_schema_from_url_options(postgres: Backend) -> None:
     postgres.opened.append(db)
     await db.connect()
     assert await db.fetchone("SELECT current_schema() AS s") == {"s": postgres.schema}
-    assert await versions(db) == [1]
+    assert await versions(db) == ALL
 
 
 # --- queries --------------------------------------------------------------------------------

@@ -161,3 +161,16 @@ async def test_list_keys(store: KeyStore) -> None:
     _, a = await store.create_key(name="a")
     _, b = await store.create_key(name="b")
     assert {r.hash for r in await store.list_keys()} == {a.hash, b.hash}
+
+
+async def test_inference_key_from_x_api_key(store: KeyStore) -> None:
+    secret, record = await store.create_key(name="anthropic-client")
+    assert (await store.inference_key(None, secret)).hash == record.hash
+    assert (await store.inference_key("", f" {secret} ")).hash == record.hash
+    # Authorization wins when both are sent.
+    with pytest.raises(Unauthorized):
+        await store.inference_key("Bearer sk-sy-v1-wrong", secret)
+    with pytest.raises(Unauthorized):
+        await store.inference_key(None, "sk-sy-v1-wrong")
+    with pytest.raises(Unauthorized):
+        await store.inference_key(None, "  ")

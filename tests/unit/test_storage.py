@@ -17,6 +17,10 @@ def tables(conn: sqlite3.Connection) -> set[str]:
     return {row[0] for row in rows}
 
 
+ALL = [v for v, _, _ in storage._migrations()]
+NEXT = len(ALL) + 1  # the number a test's extra migration takes
+
+
 def versions(conn: sqlite3.Connection) -> list[int]:
     return [r[0] for r in conn.execute("SELECT version FROM schema_migrations ORDER BY version")]
 
@@ -35,10 +39,12 @@ def test_builtin_migrations_are_numbered_from_one() -> None:
 
 
 def test_fresh_database_migrates(conn: sqlite3.Connection) -> None:
-    assert migrate(conn) == [1]
+    assert migrate(conn) == ALL
     assert {"schema_migrations", "accounts", "api_keys"} <= tables(conn)
-    assert versions(conn) == [1]
-    name, applied_at = conn.execute("SELECT name, applied_at FROM schema_migrations").fetchone()
+    assert versions(conn) == ALL
+    name, applied_at = conn.execute(
+        "SELECT name, applied_at FROM schema_migrations WHERE version = 1"
+    ).fetchone()
     assert name == "0001_keys.sql"
     assert applied_at
 
@@ -46,7 +52,7 @@ def test_fresh_database_migrates(conn: sqlite3.Connection) -> None:
 def test_second_migrate_applies_nothing(conn: sqlite3.Connection) -> None:
     migrate(conn)
     assert migrate(conn) == []
-    assert versions(conn) == [1]
+    assert versions(conn) == ALL
 
 
 def test_reconnecting_database_does_not_reapply(tmp_path: Path) -> None:
@@ -60,7 +66,7 @@ def test_reconnecting_database_does_not_reapply(tmp_path: Path) -> None:
 
     second = SQLiteDatabase(path)
     second.connect_sync()
-    assert second.run_sync(versions) == [1]
+    assert second.run_sync(versions) == ALL
     # Re-running 0001 would have failed on CREATE TABLE, or lost the row.
     assert second.run_sync(lambda c: c.execute("SELECT count(*) FROM accounts").fetchone()[0]) == 1
     assert migrate(second.conn) == []
@@ -86,7 +92,7 @@ def test_connection_settings(tmp_path: Path) -> None:
 async def test_async_run(tmp_path: Path) -> None:
     db = SQLiteDatabase(tmp_path / "s.db")
     try:
-        assert await db.run(versions) == [1]
+        assert await db.run(versions) == ALL
     finally:
         db.close_sync()
 
@@ -102,7 +108,7 @@ def test_future_database_refused_on_connect(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     raw = sqlite3.connect(path, isolation_level=None)
     migrate(raw)
-    raw.execute("INSERT INTO schema_migrations VALUES (2, '0002_new.sql', 'later')")
+    raw.execute("INSERT INTO schema_migrations VALUES (?, 'new.sql', 'later')", (NEXT,))
     raw.close()
     db = SQLiteDatabase(path)
     try:
@@ -124,12 +130,12 @@ def test_failing_migration_rolls_back(
     conn: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real = storage._migrations()
-    monkeypatch.setattr(storage, "_migrations", lambda: [*real, (2, "0002_broken.sql", BROKEN)])
-    with pytest.raises(MigrationError, match=r"0002_broken\.sql"):
+    monkeypatch.setattr(storage, "_migrations", lambda: [*real, (NEXT, "next_broken.sql", BROKEN)])
+    with pytest.raises(MigrationError, match=r"next_broken\.sql"):
         migrate(conn)
     assert "partial" not in tables(conn)
     assert "broken" not in tables(conn)
-    assert versions(conn) == [1]  # the good migration before it stays applied
+    assert versions(conn) == ALL  # the good migration before it stays applied
     assert "api_keys" in tables(conn)
     assert not conn.in_transaction
 
@@ -138,12 +144,12 @@ def test_failed_migration_is_retried_when_fixed(
     conn: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real = storage._migrations()
-    monkeypatch.setattr(storage, "_migrations", lambda: [*real, (2, "0002_x.sql", BROKEN)])
+    monkeypatch.setattr(storage, "_migrations", lambda: [*real, (NEXT, "next_x.sql", BROKEN)])
     with pytest.raises(MigrationError):
         migrate(conn)
     fixed = "CREATE TABLE partial (id INTEGER PRIMARY KEY);"
-    monkeypatch.setattr(storage, "_migrations", lambda: [*real, (2, "0002_x.sql", fixed)])
-    assert migrate(conn) == [2]
+    monkeypatch.setattr(storage, "_migrations", lambda: [*real, (NEXT, "next_x.sql", fixed)])
+    assert migrate(conn) == [NEXT]
     assert "partial" in tables(conn)
 
 
@@ -162,11 +168,11 @@ def test_migrations_apply_in_version_order(
 ) -> None:
     real = storage._migrations()
     extra = [
-        (2, "0002_a.sql", "CREATE TABLE a (id INTEGER);"),
-        (3, "0003_b.sql", "ALTER TABLE a ADD COLUMN b TEXT;\nCREATE INDEX a_b ON a(b);"),
+        (NEXT, "next_a.sql", "CREATE TABLE a (id INTEGER);"),
+        (NEXT + 1, "next_b.sql", "ALTER TABLE a ADD COLUMN b TEXT;\nCREATE INDEX a_b ON a(b);"),
     ]
     monkeypatch.setattr(storage, "_migrations", lambda: [*real, *extra])
-    assert migrate(conn) == [1, 2, 3]
+    assert migrate(conn) == [*ALL, NEXT, NEXT + 1]
     columns = [row[1] for row in conn.execute("PRAGMA table_info(a)")]
     assert columns == ["id", "b"]
 
@@ -174,6 +180,6 @@ def test_migrations_apply_in_version_order(
 def test_semicolon_in_comment(conn: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch) -> None:
     sql = "-- Usage records; one row per generation.\nCREATE TABLE usage (id INTEGER);\n"
     real = storage._migrations()
-    monkeypatch.setattr(storage, "_migrations", lambda: [*real, (2, "0002_usage.sql", sql)])
-    assert migrate(conn) == [1, 2]
+    monkeypatch.setattr(storage, "_migrations", lambda: [*real, (NEXT, "next_usage.sql", sql)])
+    assert migrate(conn) == [*ALL, NEXT]
     assert "usage" in tables(conn)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -458,3 +459,116 @@ async def test_late_record_for_yesterday_keeps_todays_window(
     assert (row["usage_day"], row["usage_daily"]) == (periods.day, windows["day"])
     assert (row["usage_week"], row["usage_weekly"]) == (periods.week, windows["week"])
     assert (row["usage_month"], row["usage_monthly"]) == (periods.month, windows["month"])
+
+
+# --- several processes, an unreachable database ---------------------------------------------
+
+
+async def test_a_journal_another_live_process_holds_is_not_replayed(
+    db: SQLiteDatabase, key: KeyRecord, journal: Path
+) -> None:
+    # A second worker sharing the data directory starts while the first is writing.
+    first = UsageWriter(db, journal, flush_interval=3600)
+    await first.start()
+    first.record(record(key, "gen-1", cost=100))
+    (held,) = journal_files(journal)
+    dead = leftover(journal, "usage-999-00000001.journal", [record(key, "gen-2", cost=20)])
+    second = UsageWriter(db, journal, flush_interval=3600)
+    await second.start()
+    try:
+        assert held.exists(), "a live worker's journal must not be taken from it"
+        assert not dead.exists()
+        assert await generation_ids(db) == ["gen-2"]
+        await first.flush()
+        assert await generation_ids(db) == ["gen-1", "gen-2"]
+    finally:
+        await second.aclose()
+        await first.aclose()
+
+
+async def test_writes_retry_with_backoff_until_the_database_returns(
+    db: SQLiteDatabase,
+    key: KeyRecord,
+    journal: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    down = True
+    attempts: list[float] = []
+    six = asyncio.Event()
+
+    async def unreachable(database: Database, records: list[GenerationRecord]) -> int:
+        attempts.append(asyncio.get_running_loop().time())
+        if len(attempts) >= 6:
+            six.set()
+        if down:
+            raise ConnectionRefusedError("database unreachable")
+        return await write_batch(database, records)
+
+    monkeypatch.setattr(writer_module, "write_batch", unreachable)
+    usage_writer = UsageWriter(db, journal, flush_interval=0.01)
+    await usage_writer.start()
+    try:
+        usage_writer.record(record(key, "gen-1", cost=100))
+        await asyncio.wait_for(six.wait(), 10)
+        gaps = [b - a for a, b in itertools.pairwise(attempts)]
+        assert gaps[-1] > 4 * gaps[0]  # backing off, not hammering the database
+        usage_writer.record(record(key, "gen-2", cost=20))  # acknowledged meanwhile
+        assert usage_writer.pending("gen-1") is not None
+        assert {r.id for r in journalled(journal)} == {"gen-1", "gen-2"}
+        down = False
+        for _ in range(200):
+            if usage_writer.pending("gen-2") is None:
+                break
+            await asyncio.sleep(0.01)
+        assert await generation_ids(db) == ["gen-1", "gen-2"]
+        assert (await counters(db, key.hash))["usage_total"] == 120
+        assert usage_writer.failures == 0
+    finally:
+        await usage_writer.aclose()
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "stay journalled" in errors[0].getMessage()
+
+
+async def test_shutdown_with_the_database_down_keeps_the_journal(
+    db: SQLiteDatabase, key: KeyRecord, journal: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def unreachable(database: Database, records: list[GenerationRecord]) -> int:
+        raise ConnectionRefusedError("database unreachable")
+
+    usage_writer = UsageWriter(db, journal, flush_interval=3600)
+    await usage_writer.start()
+    usage_writer.record(record(key, "gen-1", cost=100))
+    monkeypatch.setattr(writer_module, "write_batch", unreachable)
+    await usage_writer.aclose()  # no exception: the next start writes it
+    assert [r.id for r in journalled(journal)] == ["gen-1"]
+    monkeypatch.undo()
+    again = UsageWriter(db, journal, flush_interval=3600)
+    await again.start()
+    await again.aclose()
+    assert await generation_ids(db) == ["gen-1"]
+    assert journal_files(journal) == []
+
+
+async def test_an_outage_keeps_one_sealed_journal_however_many_retries(
+    db: SQLiteDatabase,
+    key: KeyRecord,
+    writer: UsageWriter,
+    journal: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def unreachable(database: Database, records: list[GenerationRecord]) -> int:
+        raise ConnectionRefusedError("database unreachable")
+
+    monkeypatch.setattr(writer_module, "write_batch", unreachable)
+    for i in range(20):
+        writer.record(record(key, f"gen-{i}", cost=1))
+        with pytest.raises(ConnectionRefusedError):
+            await writer.flush()
+    assert len(journal_files(journal)) == 2  # sealed + current, not one per attempt
+    assert len(journalled(journal)) == 20
+    monkeypatch.undo()
+    await writer.flush()
+    assert len(await generation_ids(db)) == 20
+    (current,) = journal_files(journal)
+    assert current.read_bytes() == b""

@@ -19,9 +19,12 @@ from typing import Any, Literal
 
 from switchyard.accounting.money import from_pico, to_pico
 from switchyard.errors import Forbidden, NotFound, Unauthorized
-from switchyard.storage.base import Database, Row
+from switchyard.storage.base import Database, Row, StorageError
 
 KEY_PREFIX = "sk-sy-v1-"
+# While the database is unreachable, a key looked up this recently is still trusted as it
+# was (a key disabled meanwhile keeps working until the database is back, or this long).
+STALE_KEY_SECONDS = 3600.0
 KeyKind = Literal["inference", "management"]
 LimitReset = Literal["daily", "weekly", "monthly"]
 DEFAULT_ACCOUNT = "default"
@@ -114,7 +117,8 @@ class KeyStore:
     def __init__(self, db: Database, cache_seconds: float = 5.0) -> None:
         self._db = db
         self._cache_seconds = cache_seconds
-        self._cache: dict[str, tuple[float, KeyRecord | None]] = {}
+        # key hash -> (valid until, record, read at)
+        self._cache: dict[str, tuple[float, KeyRecord | None, float]] = {}
 
     # --- accounts --------------------------------------------------------------------------
 
@@ -292,7 +296,13 @@ class KeyStore:
             raise Unauthorized("This API key has expired")
         return record
 
-    async def inference_key(self, authorization: str | None) -> KeyRecord:
+    async def inference_key(
+        self, authorization: str | None, api_key: str | None = None
+    ) -> KeyRecord:
+        """``api_key`` is a bare key from an ``x-api-key`` header (Anthropic's clients send
+        that), used when there is no Authorization header."""
+        if not authorization and api_key and api_key.strip():
+            authorization = f"Bearer {api_key.strip()}"
         key = await self.authenticate(authorization)
         if key.kind != "inference":
             raise Forbidden("Management keys cannot call inference endpoints; use an inference key")
@@ -309,8 +319,16 @@ class KeyStore:
         cached = self._cache.get(key_hash)
         if cached is not None and cached[0] > now:
             return cached[1]
-        record = await self.get(key_hash)
+        try:
+            record = await self.get(key_hash)
+        except StorageError:
+            if cached is None or cached[2] + STALE_KEY_SECONDS < now:
+                raise  # a key we have not seen lately: 503, never a guess
+            # The database is away: keep serving keys we know, as they were, and do not
+            # ask again on every request while it stays away.
+            self._cache[key_hash] = (now + self._cache_seconds, cached[1], cached[2])
+            return cached[1]
         if len(self._cache) > 10_000:  # unknown keys must not grow the cache without bound
             self._cache.clear()
-        self._cache[key_hash] = (now + self._cache_seconds, record)
+        self._cache[key_hash] = (now + self._cache_seconds, record, now)
         return record

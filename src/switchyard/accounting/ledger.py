@@ -23,6 +23,7 @@ from switchyard.accounting.keys import Account, KeyRecord, KeyStore
 from switchyard.accounting.money import from_pico
 from switchyard.accounting.periods import Periods
 from switchyard.errors import PaymentRequired
+from switchyard.storage.base import StorageError
 
 
 @dataclass(slots=True)
@@ -80,6 +81,7 @@ class Reservation:
     key: KeyRecord
     amount: int
     settled: bool = False
+    hold: str | None = None  # the hold's id when it was reserved in shared state (Redis)
 
 
 class Ledger:
@@ -111,7 +113,14 @@ class Ledger:
     async def balance(self, account_id: str) -> AccountBalance | None:
         balance = self._accounts.get(account_id)
         if balance is None or time.monotonic() - balance.read_at > self._refresh:
-            account = await self._keys.account(account_id)
+            try:
+                account = await self._keys.account(account_id)
+            except StorageError:
+                if balance is None:
+                    raise
+                # The database is away: what we know is current but for grants made
+                # meanwhile, since our own settlements keep counting here.
+                return balance
             if account is None:
                 return None
             balance = self._refreshed(account_id, account)

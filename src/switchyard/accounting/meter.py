@@ -10,9 +10,12 @@ the generation record.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Protocol
 
 from switchyard.accounting.cost import affordable_output, cache_discount, max_cost
 from switchyard.accounting.keys import KeyRecord
@@ -22,9 +25,14 @@ from switchyard.accounting.periods import Periods
 from switchyard.accounting.records import GenerationRecord
 from switchyard.accounting.writer import UsageWriter
 from switchyard.catalog import Endpoint
+from switchyard.errors import PaymentRequired, RateLimited, SwitchyardError
 from switchyard.execute import Execution
+from switchyard.ratelimit import RateLimiter
 from switchyard.routing.plan import Candidate
+from switchyard.settings import RateLimitConfig
 from switchyard.wire.chat import CompletionTokensDetails, PromptTokensDetails, Usage
+
+log = logging.getLogger("switchyard.meter")
 
 
 @dataclass(slots=True)
@@ -42,6 +50,11 @@ class CallContext:
     created_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     first_token_at: float | None = None
     want_metadata: bool = False  # X-OpenRouter-Metadata: enabled
+    rate_models: tuple[str, ...] = ()  # the model names rate limits count this call under
+    # For traces: what kind of call (GenAI conventions: chat, embeddings) and the model as
+    # the client named it (user input: never a metric label).
+    operation: str = "chat"
+    request_model: str | None = None
 
 
 @dataclass(slots=True)
@@ -54,6 +67,21 @@ class Outcome:
     images: int = 0
 
 
+class MeterObserver(Protocol):
+    """Told of every refusal and settlement (metrics, traces, logs). Must be cheap and must
+    not raise; a failure is logged and never affects accounting."""
+
+    def refused(self, ctx: CallContext, error: SwitchyardError) -> None: ...
+
+    def settled(
+        self,
+        ctx: CallContext,
+        execution: Execution,
+        outcome: Outcome,
+        record: GenerationRecord | None,
+    ) -> None: ...
+
+
 def output_cap(endpoint: Endpoint, requested: int | None, prompt_tokens: int) -> int:
     if requested is not None:
         return requested
@@ -63,9 +91,17 @@ def output_cap(endpoint: Endpoint, requested: int | None, prompt_tokens: int) ->
 
 
 class Meter:
-    def __init__(self, ledger: Ledger, writer: UsageWriter) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        writer: UsageWriter,
+        limiter: RateLimiter | None = None,
+        observer: MeterObserver | None = None,
+    ) -> None:
         self.ledger = ledger
         self.writer = writer
+        self.limiter = limiter or RateLimiter(RateLimitConfig())
+        self.observer = observer
 
     async def reserve(
         self,
@@ -74,8 +110,30 @@ class Meter:
         prompt_tokens: dict[str, int],
         requested_output: int | None,
         images: int,
+        models: Sequence[str] = (),
     ) -> Reservation:
-        """Hold the most the dearest candidate could cost; 402 if that is not affordable."""
+        """Admit the call under the key's rate limits (``models``: the model names it asked
+        for, for per-model limits; 429 if over), then hold the most the dearest candidate
+        could cost (402 if that is not affordable)."""
+        try:
+            return await self._reserve(
+                ctx, candidates, prompt_tokens, requested_output, images, models
+            )
+        except (RateLimited, PaymentRequired) as exc:
+            self._tell_refused(ctx, exc)
+            raise
+
+    async def _reserve(
+        self,
+        ctx: CallContext,
+        candidates: list[Candidate],
+        prompt_tokens: dict[str, int],
+        requested_output: int | None,
+        images: int,
+        models: Sequence[str],
+    ) -> Reservation:
+        ctx.rate_models = tuple(models)
+        await self.limiter.admit(ctx.key.hash, ctx.rate_models)
         worst = Decimal(0)
         worst_candidate: Candidate | None = None
         for candidate in candidates:
@@ -120,7 +178,10 @@ class Meter:
         charged = usage is not None and served is not None and _billable(outcome)
         cost = to_pico(usage.cost) if charged and isinstance(usage.cost, Decimal) else 0  # type: ignore[union-attr]
         self.ledger.settle(reservation, cost, ctx.created_at)
+        if usage is not None and served is not None and _billable(outcome):
+            self.limiter.count_tokens(ctx.key.hash, ctx.rate_models, usage.total_tokens)
         if served is None:
+            self._tell_settled(ctx, execution, outcome, None)
             return None
         now = time.perf_counter()
         prompt_details = usage.prompt_tokens_details if usage else None
@@ -169,7 +230,28 @@ class Meter:
             ],
         )
         self.writer.record(record)
+        self._tell_settled(ctx, execution, outcome, record)
         return record
+
+    def _tell_refused(self, ctx: CallContext, error: SwitchyardError) -> None:
+        if self.observer is not None:
+            try:
+                self.observer.refused(ctx, error)
+            except Exception:
+                log.exception("meter observer failed on a refusal")
+
+    def _tell_settled(
+        self,
+        ctx: CallContext,
+        execution: Execution,
+        outcome: Outcome,
+        record: GenerationRecord | None,
+    ) -> None:
+        if self.observer is not None:
+            try:
+                self.observer.settled(ctx, execution, outcome, record)
+            except Exception:
+                log.exception("meter observer failed on generation %s", ctx.generation_id)
 
 
 def _billable(outcome: Outcome) -> bool:

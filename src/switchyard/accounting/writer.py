@@ -9,6 +9,12 @@ database is skipped, and only newly inserted generations add to counters.
 
 The journal is rotated at each flush: new records go to a fresh file while the batch from
 the previous one is written; the old file is deleted only after its batch has committed.
+
+If the database is unreachable, nothing is lost: the records stay journalled and pending,
+and the flush is retried with a growing delay (logged once when writes start failing and
+once when they succeed again). Several processes may share one journal directory (workers
+of one server): each holds an exclusive lock on its own journal files while it lives, and
+at start-up only the files nobody holds, left by a process that died, are replayed.
 """
 
 from __future__ import annotations
@@ -16,8 +22,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import fcntl
 import logging
 import os
+import secrets
 from pathlib import Path
 
 import msgspec
@@ -31,6 +39,9 @@ log = logging.getLogger("switchyard.usage")
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(GenerationRecord)
 
+# Retry delays after a failed write: doubling from the flush interval up to this.
+MAX_RETRY_SECONDS = 5.0
+
 
 class UsageWriter:
     def __init__(
@@ -43,8 +54,10 @@ class UsageWriter:
         self._pending: dict[str, GenerationRecord] = {}
         self._file: int | None = None
         self._path: Path | None = None
-        self._sealed: list[Path] = []
+        self._sealed: list[tuple[Path, int]] = []  # written out, kept open (and locked)
         self._seq = 0
+        self._tag = secrets.token_hex(4)  # process ids are reused; journal names must not be
+        self._failures = 0  # consecutive failed flushes
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -53,23 +66,33 @@ class UsageWriter:
 
     async def start(self) -> None:
         self._dir.mkdir(parents=True, exist_ok=True)
-        leftovers = sorted(self._dir.glob("usage-*.journal"))
-        records: list[GenerationRecord] = []
-        for path in leftovers:
-            records.extend(_read_journal(path))
-        if records:
-            inserted = await write_batch(self._db, records)
-            log.info("replayed %d journalled generations (%d new)", len(records), inserted)
-        for path in leftovers:
-            path.unlink()
+        leftovers: list[tuple[Path, int]] = []
+        try:
+            for path in sorted(self._dir.glob("usage-*.journal")):
+                fd = _claim(path)
+                if fd is not None:  # else a live process (another worker) owns it
+                    leftovers.append((path, fd))
+            records: list[GenerationRecord] = []
+            for path, _fd in leftovers:
+                records.extend(_read_journal(path))
+            if records:
+                inserted = await write_batch(self._db, records)
+                log.info("replayed %d journalled generations (%d new)", len(records), inserted)
+            for path, _fd in leftovers:
+                path.unlink()
+        finally:
+            for _path, fd in leftovers:
+                os.close(fd)
         self._seq = 0
         self._open_journal()
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     def _open_journal(self) -> None:
         self._seq += 1
-        self._path = self._dir / f"usage-{os.getpid()}-{self._seq:08d}.journal"
+        name = f"usage-{os.getpid()}-{self._tag}-{self._seq:08d}.journal"
+        self._path = self._dir / name
         self._file = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)  # ours: no one may replay it
 
     # --- the request path ------------------------------------------------------------------
 
@@ -93,39 +116,105 @@ class UsageWriter:
             self._wake.clear()
             try:
                 await self.flush()
-            except Exception:  # keep the journal; retry on the next tick
-                log.exception("writing usage failed; it stays journalled and will be retried")
+            except Exception as exc:  # keep the journal; retry after a pause
+                self._failed(exc)
+                await asyncio.sleep(self.retry_delay())
+            else:
+                self._recovered()
+
+    def retry_delay(self) -> float:
+        """How long to wait before the next attempt, after ``failures`` failed flushes."""
+        if not self._failures:
+            return 0.0
+        return min(self._interval * 2.0 ** (self._failures - 1), MAX_RETRY_SECONDS)
+
+    @property
+    def failures(self) -> int:
+        return self._failures
+
+    def _failed(self, exc: Exception) -> None:
+        self._failures += 1
+        if self._failures == 1:
+            log.error(
+                "writing usage to the database failed (%s); %d generations stay journalled"
+                " and will be written when it is reachable again",
+                exc,
+                len(self._pending),
+            )
+        else:
+            log.debug("usage write attempt %d failed: %s", self._failures, exc)
+
+    def _recovered(self) -> None:
+        if self._failures:
+            log.warning(
+                "usage writes resumed after %d failed attempts; the backlog is written",
+                self._failures,
+            )
+            self._failures = 0
 
     async def flush(self) -> None:
         async with self._lock:
             if not self._pending:
                 return
             batch = list(self._pending.values())
-            # Seal the journal that holds this batch; new records go to a fresh one.
+            # Seal the journal that holds this batch; new records go to a fresh one. After a
+            # failed write the sealed file stays, and records that arrive meanwhile share
+            # one fresh file: an outage must not open a file (and hold its lock) per retry.
             assert self._file is not None and self._path is not None
-            os.close(self._file)
-            self._sealed.append(self._path)
-            self._open_journal()
+            if os.fstat(self._file).st_size and not self._sealed:
+                self._sealed.append((self._path, self._file))
+                self._open_journal()
             await write_batch(self._db, batch)  # on failure: sealed files and pending stay
             for record in batch:
                 if self._pending.get(record.id) is record:
                     del self._pending[record.id]
             # Every record in a sealed journal was pending, so all of them are now written.
-            for path in self._sealed:
+            for path, fd in self._sealed:
                 path.unlink(missing_ok=True)
+                os.close(fd)
             self._sealed.clear()
+            if not self._pending:
+                # The current file holds only written records (those of the outage).
+                os.ftruncate(self._file, 0)
 
     async def aclose(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self.flush()
+        try:
+            await self.flush()
+        except Exception as exc:
+            # Still journalled: the next start (of any worker) replays it.
+            log.error(
+                "could not write %d generations at shutdown (%s); they stay journalled in %s"
+                " and are written at the next start",
+                len(self._pending),
+                exc,
+                self._dir,
+            )
+        for _path, fd in self._sealed:
+            os.close(fd)
+        self._sealed.clear()
         if self._file is not None:
             os.close(self._file)
             self._file = None
         if self._path is not None and not self._pending:
             self._path.unlink(missing_ok=True)
+
+
+def _claim(path: Path) -> int | None:
+    """Open and lock a leftover journal; None if a live process holds it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:  # its owner just finished with it
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def _read_journal(path: Path) -> list[GenerationRecord]:
@@ -249,3 +338,19 @@ async def _count(tx: Queries, r: GenerationRecord) -> None:
         r.native_tokens_cached,
         cost,
     )
+    if r.app_title or r.http_referer:
+        await tx.execute(
+            "INSERT INTO app_activity_daily (day, app, http_referer, model, requests,"
+            " prompt_tokens, completion_tokens) VALUES (?, ?, ?, ?, 1, ?, ?)"
+            " ON CONFLICT (day, app, http_referer, model) DO UPDATE SET"
+            " requests = app_activity_daily.requests + 1,"
+            " prompt_tokens = app_activity_daily.prompt_tokens + excluded.prompt_tokens,"
+            " completion_tokens = app_activity_daily.completion_tokens"
+            " + excluded.completion_tokens",
+            r.day,
+            r.app_title or r.http_referer,
+            r.http_referer or "",
+            r.model,
+            r.tokens_prompt,
+            r.tokens_completion,
+        )

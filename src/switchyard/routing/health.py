@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -171,21 +172,34 @@ class _Breaker:
         # Back off while an endpoint keeps failing its probes, up to 8x the base cooldown.
         return self.cooldown * float(min(2 ** max(self.opens - 1, 0), 8))
 
-    def record(self, ok: bool, now: float) -> None:
+    def record(self, ok: bool, now: float) -> bool:
+        """Count one verdict; True when it opened the breaker."""
         state = self.current(now)
         probe = self.probing
         self.probing = False
         if ok:
             self.state, self.consecutive, self.opens = BreakerState.CLOSED, 0, 0
-            return
+            return False
         if state is BreakerState.OPEN or (state is BreakerState.HALF_OPEN and not probe):
             # A request let through before the breaker opened, failing late: it says
             # nothing new, and must not escalate the cooldown as a failed probe would.
-            return
+            return False
         self.consecutive += 1
         if state is BreakerState.HALF_OPEN or self.consecutive >= self.failures_to_open:
             self.state, self.opened_at = BreakerState.OPEN, now
             self.opens += 1
+            return True
+        return False
+
+    def open_for(self, seconds: float, now: float) -> None:
+        """Opened elsewhere (another replica): stay open at least ``seconds`` from now."""
+        if self.current(now) is BreakerState.OPEN:
+            remaining = self._cooldown() - (now - self.opened_at)
+            if remaining >= seconds:
+                return
+        self.state = BreakerState.OPEN
+        self.opens = max(self.opens, 1)
+        self.opened_at = now - (self._cooldown() - seconds)
 
     def release(self) -> None:
         """The probe got an answer that is no verdict (a 429): let the next one through."""
@@ -210,6 +224,11 @@ class HealthTracker:
         self._breakers: dict[str, _Breaker] = {}
         self._breaker_failures = breaker_failures
         self._breaker_cooldown = breaker_cooldown
+        # Told (endpoint key, seconds open) whenever a breaker here opens, so that other
+        # replicas can be told too.
+        self.on_open: Callable[[str, float], None] | None = None
+        # Told when a probe closes an open breaker again.
+        self.on_close: Callable[[str], None] | None = None
 
     def _breaker(self, key: str) -> _Breaker:
         breaker = self._breakers.get(key)
@@ -237,7 +256,20 @@ class HealthTracker:
         endpoint = self._endpoint(key)
         for window in (endpoint.recent, endpoint.minutes5, endpoint.minutes30, endpoint.day):
             window.add(now, ok)
-        self._breaker(key).record(ok, now)
+        self._verdict(key, ok, now)
+
+    def _verdict(self, key: str, ok: bool, now: float) -> None:
+        breaker = self._breaker(key)
+        was_open = breaker.state is BreakerState.OPEN
+        if breaker.record(ok, now):
+            if self.on_open is not None:
+                self.on_open(key, breaker._cooldown())
+        elif ok and was_open and self.on_close is not None:
+            self.on_close(key)
+
+    def open_breaker(self, key: str, seconds: float, now: float) -> None:
+        """Another replica opened this endpoint's breaker for ``seconds``: avoid it too."""
+        self._breaker(key).open_for(seconds, now)
 
     def release(self, key: str) -> None:
         """A request ended without an outcome (cancelled): free a half-open probe slot."""
@@ -248,7 +280,7 @@ class HealthTracker:
     def responded(self, key: str, now: float) -> None:
         """The endpoint answered, refusing the request itself (a 4xx): it is up, so the
         breaker closes, but the refusal counts for neither uptime nor downtime."""
-        self._breaker(key).record(True, now)
+        self._verdict(key, True, now)
 
     def sample(
         self,
@@ -280,6 +312,11 @@ class HealthTracker:
         return False
 
     # --- reading ---------------------------------------------------------------------------
+
+    def breaker_state(self, key: str, now: float) -> BreakerState:
+        """Just the breaker, for metrics scraped often: no windows rolled, no percentiles."""
+        breaker = self._breakers.get(key)
+        return breaker.current(now) if breaker is not None else BreakerState.CLOSED
 
     def snapshot(self, key: str, now: float) -> EndpointHealth:
         endpoint = self._endpoints.get(key)

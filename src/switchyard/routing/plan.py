@@ -112,6 +112,10 @@ def plan(
         model, variant = resolve_model(catalog, model_id)
         if model is None:
             raise InvalidRequest(f"{model_id} is not a valid model ID", field=where)
+        if model.architecture.output_modalities == ["embeddings"]:
+            raise InvalidRequest(
+                f"{model_id} is an embeddings model; it is served by /embeddings", field=where
+            )
         if all(model.id != seen.id for seen, _ in models):  # "x:nitro" and "x" are one model
             models.append((model, variant))
 

@@ -9,6 +9,10 @@ from __future__ import annotations
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
+from switchyard.errors import StorageUnavailable
+
+RETRY_AFTER = 5.0  # seconds a client is asked to wait while the database is away
+
 Row = dict[str, Any]
 
 
@@ -16,8 +20,22 @@ class MigrationError(Exception):
     """The schema could not be brought up to date; the server must not start."""
 
 
-class StorageError(Exception):
-    """The database failed; the message names the operation, never the credentials."""
+class StorageError(StorageUnavailable):
+    """The database failed or cannot be reached.
+
+    ``str(exc)`` (for logs and the CLI) names the operation and the cause, never the
+    credentials; a client is only told that storage is unavailable, as a 503 with
+    Retry-After, since the details are the operator's business.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            "The database is temporarily unavailable; retry shortly", retry_after=RETRY_AFTER
+        )
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return self.detail
 
 
 class Queries(Protocol):

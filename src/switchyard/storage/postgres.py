@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from typing import Any, cast
@@ -45,6 +46,19 @@ _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 )
 # Opening the pool can also fail on a URL that does not parse.
 _CONNECT_ERRORS: tuple[type[BaseException], ...] = (*_CONNECTION_ERRORS, ValueError)
+
+
+class _QuietPoolRefills(logging.Filter):
+    """While the database is away, asyncpg logs a full traceback every time it fails to
+    refill the pool (several a second). The usage writer and the 503s already say it, once
+    and in our words; the pool's own reports of a lost connection are dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, _CONNECTION_ERRORS)
+
+
+logging.getLogger("asyncpg.pool").addFilter(_QuietPoolRefills())
 
 
 @functools.lru_cache(maxsize=1024)
