@@ -37,6 +37,10 @@ WRK_SCRIPT = BENCH / "wrk_post.lua"
 BIN = Path(sys.executable).parent
 
 SIM_API_KEY = "sk-sim-test"
+# Config lines that switch off the bundled local models (the llama.cpp chat model and the
+# E5 embeddings model, both loaded at start-up by default): the benchmarks never route to
+# them, and none of the peers loads a model.
+NO_LOCAL_MODELS = "\n[local]\nenabled = false\n\n[providers.local-embeddings]\nenabled = false\n"
 UPSTREAM_MODEL = "gpt-4o-mini-2024-07-18"
 GATEWAY_MODEL = f"openai/{UPSTREAM_MODEL}"
 STREAM_CHUNKS = 20

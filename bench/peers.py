@@ -559,16 +559,17 @@ def start_nginx(
 
 def switchyard_starter(local_model: bool = False) -> Starter:
     """Switchyard with the `openai` provider pointed at the upstream. Unless `local_model`,
-    the bundled local model (llama.cpp, loaded at start-up by default) is switched off with
-    `[local] enabled = false`: none of the peers loads a model, and it is not on the path
-    of these requests."""
+    the bundled local models (the llama.cpp chat model and the E5 embeddings model, both
+    loaded at start-up by default) are switched off with `[local] enabled = false` and
+    `[providers.local-embeddings] enabled = false`: none of the peers loads a model, and
+    neither is on the path of these requests."""
 
     def start(procs: h.Processes, workdir: Path, upstreams: Mapping[str, str], tag: str) -> Running:
         data = workdir / f"switchyard-{tag}"
         api_key = h.prepare_data_dir(data, _only(upstreams))
         if not local_model:
             with (data / "switchyard.toml").open("a", encoding="utf-8") as config:
-                config.write("\n[local]\nenabled = false\n")
+                config.write(h.NO_LOCAL_MODELS)
         port = h.free_port()
         argv = [*h.switchyard_command(data, port), "--log-level", "warning"]
         started = time.monotonic()
@@ -597,9 +598,9 @@ def default_switchyard_idle_rss(procs: h.Processes, workdir: Path, upstream: str
     finally:
         procs.stop(running.child)
     return (
-        "Switchyard's bundled local model is switched off (`[local] enabled = false`) in "
-        "every Switchyard run above; with the default config (local model loaded at "
-        f"start-up) its idle RSS is {mb(rss)} MB"
+        "Switchyard's bundled local models are switched off (`[local] enabled = false`, "
+        "`[providers.local-embeddings] enabled = false`) in every Switchyard run above; with "
+        f"the default config (both loaded at start-up) its idle RSS is {mb(rss)} MB"
     )
 
 
@@ -1491,8 +1492,11 @@ def report(
             "Switchyard",
             "`switchyard serve --data-dir DIR --port P --log-level warning` (uvicorn, 1 "
             "worker); config points the `openai` provider at the upstream and sets "
-            "`[local] enabled = false`; requests carry a Switchyard API key (created in the "
-            "database as bench/_harness.py does) and model `openai/" + h.UPSTREAM_MODEL + "`: "
+            "`[local] enabled = false` and `[providers.local-embeddings] enabled = false` "
+            "(the bundled chat and embeddings models); requests carry a Switchyard API key "
+            "(created in the database as bench/_harness.py does) and model `openai/"
+            + h.UPSTREAM_MODEL
+            + "`: "
             "**API-key auth, routing (with its circuit breaker) and usage accounting "
             "(SQLite) are all on**",
         ),
@@ -1549,9 +1553,9 @@ def report(
         "wrk share CPU 1.",
         "## Targets from the issue",
         targets_table(runs, streams),
-        "Switchyard throughput with 1 vs 2 worker processes: **not measured** — `switchyard "
-        "serve` has no `--workers` option yet, so every Switchyard figure here is one "
-        "process on one core.",
+        "Every Switchyard figure here is one process on one core. One against two worker "
+        "processes (sharing state through Redis) is measured by `bench/workers.py`, in "
+        "`workers.md`.",
         "## Throughput and latency",
         "*CPU s / 1000 req*: the gateway's CPU seconds per 1,000 requests (= ms per request). "
         "*upstream CPU %*: the upstream nginx's share of CPU 1 meanwhile. *(noisy)*: other "
