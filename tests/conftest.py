@@ -15,6 +15,18 @@ def sim() -> Iterator[SimulatorHandle]:
     handle.stop()
 
 
+@pytest.fixture(autouse=True)
+def _sim_faults_do_not_leak(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that injects faults into the shared simulator cannot leave them for the next
+    one (a sticky 429 left behind would fail an unrelated test far away)."""
+    yield
+    if {"sim", "fresh_sim"} & set(request.fixturenames):
+        handle = request.getfixturevalue("sim")
+        # Some modules define a `sim` of their own protocol; only the shared one is ours.
+        if isinstance(handle, SimulatorHandle):
+            handle.clear_faults()
+
+
 @pytest.fixture
 def fresh_sim(sim: SimulatorHandle) -> SimulatorHandle:
     sim.reset()

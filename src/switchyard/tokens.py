@@ -7,6 +7,7 @@ OpenAI's published accounting: 3 tokens per message, 1 per name, 3 to prime the 
 
 from __future__ import annotations
 
+import math
 import threading
 from functools import cache
 from typing import Any
@@ -76,6 +77,20 @@ def count_prompt(request: ChatRequest, encoding_name: str) -> int:
     if request.tools:
         total += count_text(msgspec.json.encode(request.tools).decode(), encoding_name)
     return total
+
+
+# Models whose tokenizer we do not ship (Claude, Gemini, Llama ...) are counted with
+# o200k_base plus this margin, only to reserve credit before the provider reports its own
+# count. Other tokenizers split text into somewhat more pieces than o200k's large
+# vocabulary; the margin is a judgement, not a proven bound, and settlement always charges
+# the provider's reported count.
+NATIVE_ESTIMATE_MARGIN = 1.3
+NATIVE_ESTIMATE_ENCODING = "o200k_base"
+
+
+def estimate_native_prompt(request: ChatRequest) -> int:
+    """A generous prompt-size estimate for a model whose tokenizer we do not have."""
+    return math.ceil(count_prompt(request, NATIVE_ESTIMATE_ENCODING) * NATIVE_ESTIMATE_MARGIN)
 
 
 def image_count(messages: list[Message]) -> int:

@@ -42,9 +42,12 @@ def test_models_lists_the_catalog_and_availability(tmp_path: Path) -> None:
     lines = {line.split()[0]: line for line in bare.stdout.splitlines()}
     assert "local" in lines["local/smollm2-135m-instruct"]
     assert "unavailable" in lines["openai/gpt-4o"]
+    assert "local-embeddings" in lines["intfloat/multilingual-e5-small"]
+    assert "unavailable" in lines["openai/text-embedding-3-small"]
     with_key = run("models", "--data-dir", str(tmp_path), env={"OPENAI_API_KEY": "sk-test"})
     lines = {line.split()[0]: line for line in with_key.stdout.splitlines()}
     assert "openai" in lines["openai/gpt-4o"] and "unavailable" not in lines["openai/gpt-4o"]
+    assert "unavailable" not in lines["openai/text-embedding-3-small"]
 
 
 def test_bad_config_is_refused_before_serving(tmp_path: Path) -> None:

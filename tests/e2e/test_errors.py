@@ -139,12 +139,19 @@ def test_unknown_routes_and_methods(server: RunningServer) -> None:
 
 def test_catalog_reads_are_public_and_filter(server: RunningServer) -> None:
     listing = httpx.get(f"{server.base_url}/models").json()
-    assert listing["total_count"] == len(listing["data"]) == 6
+    assert listing["total_count"] == len(listing["data"]) == 7
     vision = httpx.get(f"{server.base_url}/models", params={"input_modalities": "image"}).json()
     assert LOCAL not in {m["id"] for m in vision["data"]} and vision["total_count"] == 5
     cheap = httpx.get(f"{server.base_url}/models", params={"max_price": "1"}).json()
-    assert {m["id"] for m in cheap["data"]} == {LOCAL, "openai/gpt-4o-mini-2024-07-18"}
+    assert {m["id"] for m in cheap["data"]} == {
+        LOCAL,
+        "local/gemma-3-270m",
+        "openai/gpt-4o-mini-2024-07-18",
+    }
     newest = httpx.get(f"{server.base_url}/models", params={"sort": "newest"}).json()
-    assert newest["data"][0]["id"] == "openai/gpt-4o-2024-11-20"
+    assert [m["id"] for m in newest["data"][:2]] == [
+        "local/gemma-3-270m",  # 2025-08-14
+        "openai/gpt-4o-2024-11-20",
+    ]
     model = httpx.get(f"{server.base_url}/model/openai/gpt-4-turbo").json()["data"]
     assert model["pricing"]["image"] == "0.01445" and model["created"] == 1712620800

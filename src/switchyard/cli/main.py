@@ -1,11 +1,12 @@
-"""``switchyard serve | keys create|list|disable | credits add | accounts create|list | models``."""
+"""``switchyard serve | keys create|list|disable | credits add | accounts create|list | models
+| providers set-key|new-master-key``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal, InvalidOperation
@@ -19,8 +20,18 @@ from switchyard.catalog.loader import CatalogError
 from switchyard.errors import SwitchyardError
 from switchyard.settings import ConfigError, Settings, load_settings
 from switchyard.storage import Database, MigrationError, StorageError, open_database
+from switchyard.storage.credentials import (
+    MASTER_KEY_ENV,
+    CredentialError,
+    CredentialStore,
+    master_key_from,
+    new_master_key,
+    seal,
+)
 
 SETTINGS_ENV = "SWITCHYARD_RESOLVED_SETTINGS"
+# Seconds uvicorn waits after the grace period before cancelling what is left.
+SHUTDOWN_BACKSTOP = 5
 T = TypeVar("T")
 
 
@@ -42,7 +53,17 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="interface to listen on (127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (8080)")
     serve.add_argument("--log-level", help="debug, info, warning, error (info)")
+    serve.add_argument(
+        "--log-format",
+        choices=["auto", "json", "text"],
+        help="log lines as JSON or text (auto: text on a terminal, else JSON)",
+    )
     serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="server processes sharing the port (1); more than one needs redis_url",
+    )
 
     keys = sub.add_parser("keys", help="manage API keys")
     keys_sub = keys.add_subparsers(dest="action", required=True)
@@ -87,6 +108,16 @@ def _parser() -> argparse.ArgumentParser:
 
     models = sub.add_parser("models", help="list the catalog and which models are available")
     _common(models)
+
+    providers = sub.add_parser("providers", help="provider credentials kept in the database")
+    providers_sub = providers.add_subparsers(dest="action", required=True)
+    set_key = providers_sub.add_parser(
+        "set-key",
+        help=f"store a provider's API key, read from stdin, encrypted with {MASTER_KEY_ENV}",
+    )
+    _common(set_key)
+    set_key.add_argument("slug", help="the provider's catalog slug, e.g. openai")
+    providers_sub.add_parser("new-master-key", help=f"print a fresh value for {MASTER_KEY_ENV}")
     return parser
 
 
@@ -96,6 +127,9 @@ def _settings(args: argparse.Namespace) -> Settings:
         "port": getattr(args, "port", None),
         "data_dir": args.data_dir,
         "log_level": getattr(args, "log_level", None),
+        "workers": getattr(args, "workers", None),
+        "log_format": getattr(args, "log_format", None),
+        "access_log": True if getattr(args, "access_log", False) else None,
     }
     return load_settings(args.config, overrides)
 
@@ -108,14 +142,66 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(settings, args)
         if args.command == "models":
             return _models(settings)
+        if args.command == "providers":
+            return _providers(settings, args)
         handler = {"keys": _keys, "credits": _credits, "accounts": _accounts}[args.command]
         return _with_store(settings, lambda store: handler(store, args))
-    except (ConfigError, CatalogError, MigrationError, StorageError, UsageError) as exc:
+    except (
+        ConfigError,
+        CatalogError,
+        MigrationError,
+        StorageError,
+        UsageError,
+        CredentialError,
+    ) as exc:
         print(f"switchyard: {exc}", file=sys.stderr)
         return 2
     except SwitchyardError as exc:
         print(f"switchyard: {exc.message}", file=sys.stderr)
         return 1
+
+
+def _providers(settings: Settings, args: argparse.Namespace) -> int:
+    if args.action == "new-master-key":
+        print(new_master_key())
+        return 0
+    master = master_key_from(os.environ)
+    if master is None:
+        raise UsageError(
+            f"{MASTER_KEY_ENV} is not set; refusing to store a provider key unencrypted "
+            "(make one with `switchyard providers new-master-key`)"
+        )
+    from pathlib import Path
+
+    from switchyard.catalog import load_catalog
+
+    catalog = load_catalog([Path(p) for p in settings.catalog_files], settings.catalog_extra())
+    if args.slug not in catalog.providers:
+        raise UsageError(f"no provider {args.slug!r} in the catalog")
+    # From stdin, never the command line, where other users see it in the process list.
+    if sys.stdin.isatty():
+        import getpass
+
+        api_key = getpass.getpass(f"API key for {args.slug}: ")
+    else:
+        api_key = sys.stdin.readline()
+    api_key = api_key.strip()
+    if not api_key:
+        raise UsageError("no API key given on stdin")
+    sealed = seal(master, args.slug, api_key)
+
+    async def run() -> int:
+        db: Database = open_database(settings.database_url, settings.data_path)
+        await db.connect()
+        try:
+            await CredentialStore(db).put(args.slug, sealed)
+        finally:
+            await db.close()
+        return 0
+
+    asyncio.run(run())
+    print(f"stored an encrypted API key for {args.slug}", file=sys.stderr)
+    return 0
 
 
 def _with_store(settings: Settings, fn: Callable[[KeyStore], Awaitable[int]]) -> int:
@@ -209,12 +295,15 @@ def _models(settings: Settings) -> int:
     from pathlib import Path
 
     from switchyard.catalog import load_catalog
-    from switchyard.providers.registry import build_providers
+    from switchyard.providers.registry import build_embedders, build_providers
     from switchyard.upstream.client import UpstreamClient
 
     catalog = load_catalog([Path(p) for p in settings.catalog_files], settings.catalog_extra())
-    providers = build_providers(catalog, settings, UpstreamClient(), os.environ)
+    client = UpstreamClient()
+    chat = build_providers(catalog, settings, client, os.environ)
+    embedders = build_embedders(catalog, settings, client, os.environ)
     for model in catalog.models.values():
+        providers = embedders if "embeddings" in model.architecture.output_modalities else chat
         endpoints = catalog.endpoints_for(model.id)
         available = [e.provider for e in endpoints if e.provider in providers]
         missing = [e.provider for e in endpoints if e.provider not in providers]
@@ -227,10 +316,15 @@ def _models(settings: Settings) -> int:
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from switchyard.server.factory import configure_logging
+
+    if settings.workers > 1 and not settings.redis_url:
+        raise UsageError(
+            f"--workers {settings.workers} needs redis_url: credit reservations, rate limits"
+            " and circuit breakers live in one process otherwise, so each worker would enforce"
+            " its own. Set redis_url (or SWITCHYARD_REDIS_URL), or run one worker."
+        )
+    configure_logging(settings)
 
     async def first_run() -> None:
         # Fail here, before binding the port, on a bad catalog, config or database.
@@ -247,8 +341,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
                     flush=True,
                 )
             models = [m for m in state.catalog.models if state.view.is_available(m)]
+            workers = f" ({settings.workers} workers)" if settings.workers > 1 else ""
             print(
-                f"Serving {len(models)} models on http://{settings.host}:{settings.port}/api/v1",
+                f"Serving {len(models)} models on http://{settings.host}:{settings.port}/api/v1"
+                f"{workers}",
                 flush=True,
             )
         finally:
@@ -256,18 +352,31 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     asyncio.run(first_run())
     os.environ[SETTINGS_ENV] = msgspec.json.encode(settings).decode()
+    # uvicorn re-raises the signal that stopped it once it is done; with the default action
+    # that would kill the process after a clean shutdown. A stop we asked for exits 0 (and
+    # so does one that arrives before uvicorn has installed its own handlers).
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _exit_cleanly)
     uvicorn.run(
         "switchyard.server.factory:app_from_env",
         factory=True,
         host=settings.host,
         port=settings.port,
+        workers=settings.workers,
         loop="uvloop",
         http="httptools",
         log_level=settings.log_level,
-        access_log=args.access_log,
-        timeout_graceful_shutdown=30,
+        log_config=None,  # uvicorn's loggers propagate to ours: one format, request ids
+        access_log=settings.access_log,
+        # The app ends streams itself when the grace period is over (switchyard.shutdown);
+        # uvicorn's cancellation is only the backstop for whatever still hangs after that.
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + SHUTDOWN_BACKSTOP,
     )
     return 0
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ async def chat_completions(request: Request) -> Response:
     key = await state.keys.inference_key(request.headers.get("authorization"))
     body = await read_body(request, state.settings.max_body_bytes)
     chat = decode_request(body, ChatRequest)
-    ctx = _context(request, key, chat)
+    ctx = call_context(request, key, chat)
     prepared = await state.chat.prepare(chat, len(body), ctx.session_id)
     headers = {"X-Generation-Id": ctx.generation_id}
     if not chat.stream:
@@ -33,7 +33,8 @@ async def chat_completions(request: Request) -> Response:
     return SSEResponse(session.frames(), headers, on_disconnect=session.cancel)  # type: ignore[return-value]
 
 
-def _context(request: Request, key: KeyRecord, chat: ChatRequest) -> CallContext:
+def call_context(request: Request, key: KeyRecord, chat: ChatRequest) -> CallContext:
+    """Who asks and the request facts its generation record keeps; shared by every surface."""
     headers = request.headers
     session = chat.session_id if isinstance(chat.session_id, str) else None
     return CallContext(
@@ -49,6 +50,7 @@ def _context(request: Request, key: KeyRecord, chat: ChatRequest) -> CallContext
             headers.get("x-openrouter-metadata")
             or headers.get("x-openrouter-experimental-metadata")
         ),
+        request_model=chat.model if isinstance(chat.model, str) else None,
     )
 
 
@@ -91,6 +93,11 @@ async def list_providers(request: Request) -> Response:
 
 
 async def health(request: Request) -> Response:
-    stats = {slug: p.stats() for slug, p in state_of(request).providers.items()}
+    state = state_of(request)
+    stats = {slug: p.stats() for slug, p in state.providers.items()}
     providers = {slug: counters for slug, counters in stats.items() if counters}
-    return JSONBytes(encode({"status": "ok", "providers": providers}))
+    embedders = {slug: e.stats() for slug, e in state.embedders.items() if e.stats()}
+    body: dict[str, object] = {"status": "ok", "providers": providers}
+    if embedders:
+        body["embedders"] = embedders
+    return JSONBytes(encode(body))

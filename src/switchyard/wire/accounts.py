@@ -14,11 +14,15 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 Money = Decimal  # non-negative and finite: checked in __post_init__ (msgspec bounds are numeric)
 
 
+# Money is stored as 64-bit integer picodollars, which end a little above 9.2 million USD.
+MAX_USD = Decimal(1_000_000)
+
+
 def _check_money(name: str, value: object) -> None:
-    if isinstance(value, Decimal) and (not value.is_finite() or value < 0):
+    if isinstance(value, Decimal) and (not value.is_finite() or value < 0 or value > MAX_USD):
         # The " - at `$.x`" suffix is how msgspec names a path; the codec lifts it into
         # the error's metadata.field.
-        raise ValueError(f"`{name}` must be a non-negative number - at `$.{name}`")
+        raise ValueError(f"`{name}` must be a number from 0 to {MAX_USD} (USD) - at `$.{name}`")
 
 
 KeyName = Annotated[str, Meta(min_length=1, max_length=200)]
