@@ -154,7 +154,10 @@ async def test_a_cancelled_request_stops_between_batches(
 ) -> None:
     batches: list[int] = []
     started = threading.Event()
-    model = await asyncio.to_thread(lambda: (embedder._load(), embedder._model)[1])
+    # Load on the embedder's own worker thread: loading from a second thread would race the
+    # fixture's start() and could patch a model object the embedder then replaces.
+    await embedder.embed(texts("warm up"), endpoint)
+    model = embedder._model
     original = model.encode
 
     def counting(items: list[str], query: bool) -> object:
@@ -165,7 +168,7 @@ async def test_a_cancelled_request_stops_between_batches(
     model.encode = counting
     job = texts(*[f"text number {i}" for i in range(320)])  # ten batches
     task = asyncio.create_task(embedder.embed(job, endpoint))
-    assert await asyncio.to_thread(started.wait, 120)
+    assert await asyncio.to_thread(started.wait, 60)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
