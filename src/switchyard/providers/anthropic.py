@@ -11,8 +11,6 @@ What does not translate, and why:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import time
 from typing import Any
 
@@ -27,6 +25,7 @@ from switchyard.errors import (
     UpstreamUnavailable,
 )
 from switchyard.providers.base import StreamState, UpstreamRequest
+from switchyard.providers.data_url import is_data_url, parse_data_url
 from switchyard.providers.openai import Credentials, map_openai_error
 from switchyard.sse import SSEEvent, SSEParser
 from switchyard.wire.chat import (
@@ -383,66 +382,50 @@ def _user_blocks(content: str | list[ContentPart], where: str) -> list[Block]:
 
 
 def _image_block(url: str, where: str) -> Block:
-    if url[:5].lower() == "data:":
-        head, sep, data = url[5:].partition(",")
-        media_type, _, encoding = head.partition(";")
-        media_type = media_type.lower()
-        if not sep or encoding.lower() != "base64":
-            raise InvalidRequest(f"`{where}` must be a base64 data: URL", field=where)
-        if media_type not in IMAGE_TYPES:
-            raise InvalidRequest(
-                f"`{where}` has media type {media_type!r}; Anthropic accepts "
-                + ", ".join(sorted(IMAGE_TYPES)),
-                field=where,
-            )
-        return {
-            "type": "image",
-            "source": {"type": "base64", "media_type": media_type, "data": data},
-        }
-    return {"type": "image", "source": {"type": "url", "url": url}}
+    if not is_data_url(url):
+        return {"type": "image", "source": {"type": "url", "url": url}}
+    inline = parse_data_url(url, where)
+    if inline.media_type not in IMAGE_TYPES:
+        raise InvalidRequest(
+            f"`{where}` has media type {inline.media_type!r}; Anthropic accepts "
+            + ", ".join(sorted(IMAGE_TYPES)),
+            field=where,
+        )
+    return {
+        "type": "image",
+        "source": {"type": "base64", "media_type": inline.media_type, "data": inline.data},
+    }
 
 
 def _document_block(file: dict[str, Any], where: str) -> Block:
     """PDFs (inline or by URL) and plain text become Anthropic document blocks."""
     data = file.get("file_data")
+    field = f"{where}.file_data"
     if not isinstance(data, str) or not data:
         raise InvalidRequest(
-            f"`{where}.file_data` is required: Anthropic has no store of uploaded files",
-            field=f"{where}.file_data",
+            f"`{field}` is required: Anthropic has no store of uploaded files", field=field
         )
     source: Block
-    if data[:5].lower() == "data:":
-        head, _, payload = data[5:].partition(",")
-        media_type, _, encoding = head.partition(";")
-        media_type = media_type.lower()
-        if encoding.lower() != "base64":
-            raise InvalidRequest(
-                f"`{where}.file_data` must be a base64 data: URL", field=f"{where}.file_data"
-            )
-        if media_type == "application/pdf":
-            source = {"type": "base64", "media_type": media_type, "data": payload}
-        elif media_type == "text/plain":
+    if is_data_url(data):
+        inline = parse_data_url(data, field)
+        if inline.media_type == "application/pdf":
+            source = {"type": "base64", "media_type": inline.media_type, "data": inline.data}
+        elif inline.media_type == "text/plain":
             try:
-                text = base64.b64decode(payload, validate=True).decode("utf-8")
-            except (binascii.Error, UnicodeDecodeError):
-                raise InvalidRequest(
-                    f"`{where}.file_data` is not base64-encoded UTF-8 text",
-                    field=f"{where}.file_data",
-                ) from None
-            source = {"type": "text", "media_type": media_type, "data": text}
+                text = inline.decoded().decode("utf-8")
+            except UnicodeDecodeError:
+                raise InvalidRequest(f"`{field}` is not UTF-8 text", field=field) from None
+            source = {"type": "text", "media_type": inline.media_type, "data": text}
         else:
             raise InvalidRequest(
-                f"`{where}.file_data` has media type {media_type!r}; Anthropic reads"
+                f"`{field}` has media type {inline.media_type!r}; Anthropic reads"
                 " application/pdf and text/plain documents",
-                field=f"{where}.file_data",
+                field=field,
             )
     elif data[:8].lower() == "https://" or data[:7].lower() == "http://":
         source = {"type": "url", "url": data}
     else:
-        raise InvalidRequest(
-            f"`{where}.file_data` must be a data: URL or an http(s) URL",
-            field=f"{where}.file_data",
-        )
+        raise InvalidRequest(f"`{field}` must be a data: URL or an http(s) URL", field=field)
     block: Block = {"type": "document", "source": source}
     if isinstance(file.get("filename"), str):
         block["title"] = file["filename"]

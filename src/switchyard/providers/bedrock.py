@@ -9,8 +9,6 @@ Order: constants, credentials, request building, response parsing, stream parsin
 
 from __future__ import annotations
 
-import base64
-import binascii
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +21,7 @@ from msgspec import UNSET
 from switchyard.catalog import Catalog, Endpoint, ProviderSpec
 from switchyard.errors import InvalidRequest, UpstreamError
 from switchyard.providers.base import StreamState, UpstreamRequest
+from switchyard.providers.data_url import is_data_url, parse_data_url
 from switchyard.providers.openai import map_openai_error
 from switchyard.settings import ProviderConfig
 from switchyard.sse import SSEEvent
@@ -146,7 +145,7 @@ def _text_of(content: str | list[TextPart]) -> str:
 
 def _image_block(part: ImagePart, field: str) -> dict[str, Any]:
     url = part.image_url.url
-    if not url.startswith("data:"):
+    if not is_data_url(url):
         # Converse takes image bytes or S3 locations only; another provider may take URLs.
         raise UpstreamError(
             "Amazon Bedrock needs images inline as data: URLs",
@@ -154,22 +153,17 @@ def _image_block(part: ImagePart, field: str) -> dict[str, Any]:
             status=400,
             retryable=True,
         )
-    head, _, data = url.partition(",")
-    media_type = head.removeprefix("data:").split(";")[0]
-    image_format = media_type.removeprefix("image/")
+    inline = parse_data_url(url, field)
+    image_format = inline.media_type.removeprefix("image/")
     if image_format == "jpg":
         image_format = "jpeg"
-    if image_format not in IMAGE_FORMATS or ";base64" not in head:
+    if image_format not in IMAGE_FORMATS or not inline.media_type.startswith("image/"):
         raise InvalidRequest(
             f"Images must be base64 data: URLs of type {', '.join(sorted(IMAGE_FORMATS))}",
             field=field,
         )
-    try:
-        base64.b64decode(data, validate=True)
-    except binascii.Error:
-        raise InvalidRequest("The image data is not valid base64", field=field) from None
     # JSON carries the blob as base64, which is exactly what the data: URL holds.
-    return {"image": {"format": image_format, "source": {"bytes": data}}}
+    return {"image": {"format": image_format, "source": {"bytes": inline.data}}}
 
 
 def _content_blocks(content: Any, field: str) -> list[dict[str, Any]]:

@@ -10,7 +10,6 @@ Order: constants, credentials, request building, response parsing, stream parsin
 
 from __future__ import annotations
 
-import binascii
 import mimetypes
 import os
 import re
@@ -32,6 +31,7 @@ from switchyard.errors import (
     UpstreamUnavailable,
 )
 from switchyard.providers.base import StreamState, UpstreamRequest
+from switchyard.providers.data_url import is_data_url, parse_data_url
 from switchyard.providers.openai import Credentials, resolve_credentials
 from switchyard.settings import ProviderConfig
 from switchyard.sse import SSEEvent, SSEParser
@@ -113,7 +113,6 @@ DYNAMIC_BUDGET = -1  # the model decides how long to think
 _FILE_HOSTS = frozenset(
     {"generativelanguage.googleapis.com", "www.youtube.com", "youtube.com", "youtu.be"}
 )
-_DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^,;]*)*?);base64,", re.I)
 # OpenRouter's reasoning_details entry carrying a Gemini thought signature for a tool call.
 SIGNATURE_FORMAT = "google-gemini-v1"
 
@@ -305,25 +304,16 @@ def _is_file_reference(url: str) -> bool:
 
 def _media_part(url: str, field: str, filename: object = None) -> dict[str, Any]:
     """An inline part from a data: URL, or a file reference Gemini can fetch itself."""
-    match = _DATA_URL.match(url)
-    if match:
-        data = url[match.end() :]
-        try:
-            binascii.a2b_base64(data, strict_mode=True)
-        except binascii.Error:
-            raise InvalidRequest(f"`{field}` is not valid base64", field=field) from None
-        mime = match.group("mime") or _guess_mime(filename) or "application/octet-stream"
-        return {"inlineData": {"mimeType": mime.lower(), "data": data}}
-    if url.startswith("data:"):
-        raise InvalidRequest(
-            f"`{field}` must be a base64 data: URL (data:<type>;base64,<data>)", field=field
-        )
+    if is_data_url(url):
+        inline = parse_data_url(url, field)
+        mime = inline.media_type or _guess_mime(filename) or "application/octet-stream"
+        return {"inlineData": {"mimeType": mime, "data": inline.data}}
     parts = urlsplit(url)
     if _is_file_reference(url):
         file_data: dict[str, str] = {"fileUri": url}
-        mime = _guess_mime(parts.path)
-        if mime:
-            file_data["mimeType"] = mime
+        guessed = _guess_mime(parts.path)
+        if guessed:
+            file_data["mimeType"] = guessed
         return {"fileData": file_data}
     raise InvalidRequest(
         f"`{field}`: Gemini reads media only from data: URLs, Gemini Files API URIs and YouTube "

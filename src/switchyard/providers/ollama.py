@@ -25,6 +25,7 @@ from msgspec import UNSET
 from switchyard.catalog import Catalog, Endpoint, ProviderSpec
 from switchyard.errors import InvalidRequest, UpstreamError
 from switchyard.providers.base import StreamState, UpstreamRequest
+from switchyard.providers.data_url import is_data_url, parse_data_url
 from switchyard.providers.openai import map_openai_error
 from switchyard.settings import ProviderConfig
 from switchyard.sse import SSEEvent
@@ -161,14 +162,13 @@ def _text(content: Any) -> str:
 
 def _image_data(url: str, field: str) -> str:
     """The base64 payload of a data: URL; Ollama takes nothing else (and we do no I/O)."""
-    head, sep, data = url.partition(",")
-    if not (sep and head.startswith("data:") and head.endswith(";base64") and data):
+    if not is_data_url(url):
         raise InvalidRequest(
             "Ollama needs images inline as base64 data: URLs "
             "(data:image/png;base64,...) or http(s) URLs",
             field=field,
         )
-    return data
+    return parse_data_url(url, field).data
 
 
 def _user_message(message: UserMessage, index: int) -> dict[str, Any]:
