@@ -1,5 +1,5 @@
-"""The HTTP server: app factory, routes, thin handlers, SSE."""
+"""The HTTP server: app factory (app.py), routes, thin handlers, SSE.
 
-from switchyard.server.app import create_app
-
-__all__ = ["create_app"]
+Kept free of imports so that importing any one server module (as the web pages do) does not
+pull in the whole app, and with it the pages themselves, in a cycle.
+"""
