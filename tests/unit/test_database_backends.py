@@ -489,3 +489,47 @@ async def test_write_batch_counts_once(db: Database) -> None:
         ("2026-03-04", 2, 4_000_000),
         ("2026-03-05", 1, 300),
     ]
+
+
+async def test_write_batch_sums_across_days_and_skips_duplicates_and_replays(
+    db: Database,
+) -> None:
+    store = KeyStore(db)
+    await store.ensure_account("acme", "Acme", enforce_balance=True)
+    _, key = await store.create_key(name="k", account_id="acme")
+    first = generation("gen-a", key.hash, 1_000_000)
+    next_day = generation(
+        "gen-b",
+        key.hash,
+        2_000_000,
+        created_at="2026-03-05T09:00:00+00:00",
+        day="2026-03-05",
+        app_title="other",
+    )
+    assert await write_batch(db, [first]) == 1
+    # A replay holding a written generation, a new one, and the new one twice.
+    assert await write_batch(db, [first, next_day, next_day]) == 1
+
+    assert await store.usage_row(key.hash) == {
+        "usage_total": 3_000_000,
+        "usage_day": "2026-03-05",
+        "usage_daily": 2_000_000,  # the new day starts afresh
+        "usage_week": "2026-03-02",
+        "usage_weekly": 3_000_000,
+        "usage_month": "2026-03",
+        "usage_monthly": 3_000_000,
+    }
+    account = await store.account("acme")
+    assert account is not None and account.total_usage == 3_000_000
+    activity = await db.fetchall(ACTIVITY)
+    assert [(row["day"], row["requests"], row["usage"]) for row in activity] == [
+        ("2026-03-04", 1, 1_000_000),
+        ("2026-03-05", 1, 2_000_000),
+    ]
+    apps = await db.fetchall(
+        "SELECT day, app, requests, prompt_tokens FROM app_activity_daily ORDER BY day"
+    )
+    assert apps == [
+        {"day": "2026-03-04", "app": "tests", "requests": 1, "prompt_tokens": 100},
+        {"day": "2026-03-05", "app": "other", "requests": 1, "prompt_tokens": 100},
+    ]
