@@ -8,7 +8,7 @@ from decimal import Decimal
 import msgspec
 import pytest
 
-from switchyard.accounting.cost import price_usage
+from switchyard.accounting.cost import affordable_output, max_cost, price_usage
 from switchyard.catalog import Catalog, Pricing, load_catalog
 from switchyard.wire.chat import CompletionTokensDetails, CostDetails, PromptTokensDetails, Usage
 from switchyard.wire.codec import encode
@@ -195,3 +195,53 @@ def test_tiny_costs_keep_every_digit_in_json(catalog: Catalog) -> None:
     assert u.cost == D("0.0000006")
     decoded = msgspec.json.Decoder(dict[str, object], float_hook=D).decode(encode(u))
     assert decoded["cost"] == D("0.0000006")
+
+
+def test_gemini_2_5_pro_prompt_at_the_threshold_is_the_base_tier(catalog: Catalog) -> None:
+    p = pricing(catalog, "google/gemini-2.5-pro", "google-ai-studio")
+    u = price_usage(usage(200_000, 1000, cached=100_000), p)
+    # 100,000 x 0.00000125 + 100,000 x 0.000000125 ; 1,000 x 0.00001
+    assert_split(u, D("0.1375"), D("0.01"))
+
+
+def test_gemini_2_5_pro_long_prompt_bills_the_whole_request_at_the_long_tier(
+    catalog: Catalog,
+) -> None:
+    p = pricing(catalog, "google/gemini-2.5-pro", "google-ai-studio")
+    u = price_usage(usage(200_001, 1000, cached=100_000), p)
+    # 100,001 x 0.0000025 + 100,000 x 0.00000025 ; 1,000 x 0.000015
+    assert_split(u, D("0.2750025"), D("0.015"))
+
+
+def test_long_context_tier_keeps_base_prices_it_does_not_name() -> None:
+    p = msgspec.convert(
+        {
+            "prompt": "0.000001",
+            "completion": "0.000002",
+            "internal_reasoning": "0.000003",
+            "long_context": {"above": 10, "prompt": "0.000004"},
+        },
+        Pricing,
+    )
+    long = p.for_prompt(11)
+    assert (long.prompt, long.completion, long.internal_reasoning) == (
+        D("0.000004"),
+        D("0.000002"),
+        D("0.000003"),
+    )
+    assert long.long_context is None
+    assert p.for_prompt(10) is p
+
+
+def test_long_context_tier_prices_are_checked() -> None:
+    with pytest.raises(msgspec.ValidationError, match="non-negative"):
+        msgspec.convert({"long_context": {"above": 10, "prompt": "-1"}}, Pricing)
+    with pytest.raises(msgspec.ValidationError, match="above"):
+        msgspec.convert({"long_context": {"above": 0}}, Pricing)
+
+
+def test_reservation_and_affordable_output_use_the_long_tier(catalog: Catalog) -> None:
+    p = pricing(catalog, "google/gemini-2.5-pro", "google-ai-studio")
+    # 300,000 x 0.0000025 + 1,000 x 0.000015 (not 0.000001250 and 0.00001)
+    assert max_cost(p, 300_000, 1000, 0) == D("0.765")
+    assert affordable_output(D("0.765"), p, 300_000, 0) == 1000

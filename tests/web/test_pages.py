@@ -185,6 +185,17 @@ def test_model_page_tabs_show_catalog_and_recorded_stats(site: Site, page: Page)
     shot(page, "model-api")
 
 
+def test_pricing_tab_shows_a_long_context_tier(site: Site, page: Page) -> None:
+    page.goto(f"{site.url}/google/gemini-2.5-pro")
+    page.get_by_role("tab", name="Pricing").click()
+    rows = page.locator("#pricing-table tbody tr")
+    expect(rows.first).to_contain_text("$1.25")
+    long = page.locator("#pricing-table tr.long-context")
+    expect(long).to_have_count(1)
+    expect(long.locator("th")).to_contain_text("prompts over 200K tokens")
+    expect(long.locator("td")).to_have_text(["$2.50", "$15", "$0.25", "—", "—"])
+
+
 def test_unknown_model_is_a_404_page(site: Site, page: Page) -> None:
     response = page.goto(f"{site.url}/nobody/nothing")
     assert response is not None and response.status == 404

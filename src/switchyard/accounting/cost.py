@@ -20,8 +20,10 @@ def price_usage(usage: Usage, pricing: Pricing, *, images: int = 0) -> Usage:
 
     Cached prompt tokens are billed at the cache-read price and cache writes at the
     cache-write price where the endpoint has them; reasoning tokens at the reasoning price
-    where it differs from the completion price.
+    where it differs from the completion price. A long prompt is billed at the endpoint's
+    long-context prices, for the whole request, as the vendors bill it.
     """
+    pricing = pricing.for_prompt(usage.prompt_tokens)
     cached = written = reasoning = 0
     prompt_details = usage.prompt_tokens_details
     if isinstance(prompt_details, PromptTokensDetails):
@@ -74,6 +76,7 @@ def _plain(value: Decimal) -> Decimal:
 def max_cost(pricing: Pricing, prompt_tokens: int, max_output: int, images: int) -> Decimal:
     """The most a request can cost: no cache discount, every output token at the dearer of
     the completion and reasoning prices."""
+    pricing = pricing.for_prompt(prompt_tokens)
     output_price = max(pricing.completion, pricing.internal_reasoning or ZERO)
     return (
         prompt_tokens * pricing.prompt
@@ -85,6 +88,7 @@ def max_cost(pricing: Pricing, prompt_tokens: int, max_output: int, images: int)
 
 def affordable_output(available: Decimal, pricing: Pricing, prompt_tokens: int, images: int) -> int:
     """How many output tokens ``available`` USD pays for after the prompt (0 if none)."""
+    pricing = pricing.for_prompt(prompt_tokens)
     fixed = prompt_tokens * pricing.prompt + images * pricing.image + pricing.request
     output_price = max(pricing.completion, pricing.internal_reasoning or ZERO)
     if available <= fixed:
@@ -96,6 +100,7 @@ def affordable_output(available: Decimal, pricing: Pricing, prompt_tokens: int, 
 
 def cache_discount(usage: Usage, pricing: Pricing) -> Decimal:
     """What cached prompt tokens saved against the full prompt price."""
+    pricing = pricing.for_prompt(usage.prompt_tokens)
     details = usage.prompt_tokens_details
     if not isinstance(details, PromptTokensDetails) or pricing.input_cache_read is None:
         return ZERO

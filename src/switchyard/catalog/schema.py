@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Annotated, Literal
 
 from msgspec import Meta, Struct, field
+from msgspec.structs import replace
 
 from switchyard.wire.chat import (
     AssistantMessage,
@@ -25,6 +26,33 @@ ModelId = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._:
 Price = Decimal  # non-negativity is checked in __post_init__ (msgspec bounds are numeric-only)
 
 
+def _check_prices(record: Struct) -> None:
+    for name in record.__struct_fields__:
+        value = getattr(record, name)
+        if not isinstance(value, Decimal):
+            continue
+        if not value.is_finite() or value < 0:
+            raise ValueError(f"price `{name}` must be a finite, non-negative number")
+        # Storage keeps money in picodollars; a finer price could not be charged exactly.
+        if value != value.quantize(Decimal("1e-12")):
+            raise ValueError(f"price `{name}` has more than 12 decimal places")
+
+
+class LongContextPricing(Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """Dearer per-token prices for a request whose prompt is longer than ``above`` tokens
+    (Gemini 2.5 Pro: 200K). A price left out is the base tier's."""
+
+    above: Annotated[int, Meta(gt=0)]
+    prompt: Price | None = None
+    completion: Price | None = None
+    input_cache_read: Price | None = None
+    input_cache_write: Price | None = None
+    internal_reasoning: Price | None = None
+
+    def __post_init__(self) -> None:
+        _check_prices(self)
+
+
 class Pricing(Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
     prompt: Price = Decimal(0)
     completion: Price = Decimal(0)
@@ -34,20 +62,26 @@ class Pricing(Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=Tru
     input_cache_write: Price | None = None
     internal_reasoning: Price | None = None
     web_search: Price | None = None
+    long_context: LongContextPricing | None = None
 
     def __post_init__(self) -> None:
-        for name in self.__struct_fields__:
-            value = getattr(self, name)
-            if value is None:
-                continue
-            if not value.is_finite() or value < 0:
-                raise ValueError(f"price `{name}` must be a finite, non-negative number")
-            # Storage keeps money in picodollars; a finer price could not be charged exactly.
-            if value != value.quantize(Decimal("1e-12")):
-                raise ValueError(f"price `{name}` has more than 12 decimal places")
+        _check_prices(self)
 
     def is_free(self) -> bool:
         return not (self.prompt or self.completion or self.request or self.image)
+
+    def for_prompt(self, prompt_tokens: int) -> Pricing:
+        """The prices that apply to a request with this many prompt tokens (cached ones
+        included, as the vendors count them)."""
+        tier = self.long_context
+        if tier is None or prompt_tokens <= tier.above:
+            return self
+        overrides = {
+            name: getattr(tier, name)
+            for name in tier.__struct_fields__
+            if name != "above" and getattr(tier, name) is not None
+        }
+        return replace(self, long_context=None, **overrides)
 
 
 class Architecture(Struct, frozen=True, forbid_unknown_fields=True):
