@@ -19,10 +19,12 @@ def catalog_prices() -> list[Decimal]:
     prices: set[Decimal] = set()
     for endpoints in load_catalog().endpoints.values():
         for endpoint in endpoints:
-            for name in endpoint.pricing.__struct_fields__:
-                value = getattr(endpoint.pricing, name)
-                if value:
-                    prices.add(value)
+            tiers = [endpoint.pricing, endpoint.pricing.long_context]
+            for tier in filter(None, tiers):
+                for name in tier.__struct_fields__:
+                    value = getattr(tier, name)
+                    if isinstance(value, Decimal) and value:
+                        prices.add(value)
     return sorted(prices)
 
 
