@@ -229,6 +229,13 @@ class Catalog(Struct, frozen=True):
     models: dict[str, ModelSpec]
     providers: dict[str, ProviderSpec]
     endpoints: dict[str, list[Endpoint]]  # model id -> endpoints, in file order
+    # endpoint key -> its parameters as a set, for the adapters' per-request lookups.
+    parameter_sets: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for endpoints in self.endpoints.values():
+            for endpoint in endpoints:
+                self.parameter_sets[endpoint.key] = frozenset(self.endpoint_parameters(endpoint))
 
     def model(self, model_id: str) -> ModelSpec | None:
         return self.models.get(model_id)
@@ -240,3 +247,9 @@ class Catalog(Struct, frozen=True):
         if endpoint.supported_parameters is not None:
             return endpoint.supported_parameters
         return self.models[endpoint.model].supported_parameters
+
+    def parameter_set(self, endpoint: Endpoint) -> frozenset[str]:
+        found = self.parameter_sets.get(endpoint.key)
+        if found is None:  # an endpoint built outside the catalog (tests, config)
+            found = frozenset(self.endpoint_parameters(endpoint))
+        return found

@@ -144,7 +144,6 @@ class AnthropicAdapter:
         self.spec = spec
         self.credentials = credentials
         self._catalog = catalog
-        self._supported: dict[str, frozenset[str]] = {}
         self._url = f"{credentials.base_url}/v1/messages"
         self._headers = {
             "Content-Type": "application/json",
@@ -154,18 +153,10 @@ class AnthropicAdapter:
         if credentials.api_key:
             self._headers["x-api-key"] = credentials.api_key
 
-    def supported(self, endpoint: Endpoint) -> frozenset[str]:
-        found = self._supported.get(endpoint.key)
-        if found is None:
-            found = self._supported[endpoint.key] = frozenset(
-                self._catalog.endpoint_parameters(endpoint)
-            )
-        return found
-
     def build_request(
         self, request: ChatRequest, endpoint: Endpoint, *, stream: bool
     ) -> UpstreamRequest:
-        body = build_body(request, endpoint, self.supported(endpoint))
+        body = build_body(request, endpoint, self._catalog.parameter_set(endpoint))
         if stream:
             body["stream"] = True
         return UpstreamRequest("POST", self._url, self._headers, _encode(body))

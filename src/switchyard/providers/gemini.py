@@ -149,7 +149,6 @@ class GeminiAdapter:
         self.spec = spec
         self.credentials = credentials
         self._catalog = catalog
-        self._supported: dict[str, frozenset[str]] = {}
         self._headers = {"Content-Type": "application/json", "Accept-Encoding": "gzip"}
         if credentials.api_key:
             self._headers["x-goog-api-key"] = credentials.api_key
@@ -167,18 +166,10 @@ class GeminiAdapter:
             return f"{base}/{version}/models/{model}:streamGenerateContent?alt=sse"
         return f"{base}/{version}/models/{model}:generateContent"
 
-    def supported(self, endpoint: Endpoint) -> frozenset[str]:
-        found = self._supported.get(endpoint.key)
-        if found is None:
-            found = self._supported[endpoint.key] = frozenset(
-                self._catalog.endpoint_parameters(endpoint)
-            )
-        return found
-
     def build_request(
         self, request: ChatRequest, endpoint: Endpoint, *, stream: bool
     ) -> UpstreamRequest:
-        body = build_body(request, self.supported(endpoint))
+        body = build_body(request, self._catalog.parameter_set(endpoint))
         return UpstreamRequest(
             "POST", self.url(endpoint, stream=stream), self._headers, _json_encode(body)
         )

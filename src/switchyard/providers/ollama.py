@@ -262,21 +262,12 @@ class OllamaAdapter:
         self.base_url = base_url
         self._url = f"{base_url}/api/chat"
         self._catalog = catalog
-        self._supported: dict[str, frozenset[str]] = {}
         self._headers = {"Content-Type": "application/json"}
-
-    def supported(self, endpoint: Endpoint) -> frozenset[str]:
-        found = self._supported.get(endpoint.key)
-        if found is None:
-            found = self._supported[endpoint.key] = frozenset(
-                self._catalog.endpoint_parameters(endpoint)
-            )
-        return found
 
     def build_request(
         self, request: ChatRequest, endpoint: Endpoint, *, stream: bool
     ) -> UpstreamRequest:
-        supported = self.supported(endpoint)
+        supported = self._catalog.parameter_set(endpoint)
         body: dict[str, Any] = {
             "model": endpoint.upstream_model,
             "messages": build_messages(request.messages),

@@ -225,7 +225,6 @@ class OpenAIAdapter:
         self.spec = spec
         self.credentials = credentials
         self._catalog = catalog
-        self._supported: dict[str, frozenset[str]] = {}
         self._plans: dict[str, RequestPlan] = {}
         self._headers = {"Content-Type": "application/json", "Accept-Encoding": "gzip"}
         self._headers.update(spec.parameter_map.headers)
@@ -241,19 +240,11 @@ class OpenAIAdapter:
     def upstream_model(self, endpoint: Endpoint) -> str | msgspec.UnsetType:
         return endpoint.upstream_model
 
-    def supported(self, endpoint: Endpoint) -> frozenset[str]:
-        found = self._supported.get(endpoint.key)
-        if found is None:
-            found = self._supported[endpoint.key] = frozenset(
-                self._catalog.endpoint_parameters(endpoint)
-            )
-        return found
-
     def plan(self, endpoint: Endpoint) -> RequestPlan:
         found = self._plans.get(endpoint.key)
         if found is None:
             found = self._plans[endpoint.key] = plan_request(
-                self.supported(endpoint), self.spec.parameter_map
+                self._catalog.parameter_set(endpoint), self.spec.parameter_map
             )
         return found
 
