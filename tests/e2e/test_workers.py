@@ -9,14 +9,17 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.servers import ROOT, RunningServer, free_port, provider_config, start_server
 from tests.simulators.openai_sim import SimulatorHandle
@@ -144,8 +147,46 @@ def test_two_workers_serve_and_share_a_rate_limit(
     assert int(two_workers.process.pid) not in {int(p) for p in workers}
 
 
+def chat_requests_in_metrics(text: str) -> Counter[str]:
+    """POST /api/v1/chat/completions by status, from one scrape."""
+    found: Counter[str] = Counter()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = sample.labels
+            if (
+                sample.name == "switchyard_http_requests_total"
+                and labels.get("route") == "/api/v1/chat/completions"
+                and labels.get("method") == "POST"
+            ):
+                found[labels["status"]] += int(sample.value)
+    return found
+
+
+def test_every_scrape_adds_up_all_workers(two_workers: RunningServer) -> None:
+    # The rate-limit test above had both workers answer chat requests (it asserts so).
+    served = Counter(status for _pid, status in access_lines(two_workers.log()))
+    assert len({pid for pid, _status in access_lines(two_workers.log())}) == 2
+    metrics_url = f"http://127.0.0.1:{two_workers.port}/metrics"
+    # Each scrape is a new connection, for either worker to accept; each must count both.
+    deadline = time.monotonic() + 10
+    scrapes = 0
+    while scrapes < 8:
+        counted = chat_requests_in_metrics(httpx.get(metrics_url, timeout=10).text)
+        if counted != served:  # the last requests' metrics may land just after their reply
+            assert time.monotonic() < deadline, f"metrics {counted} != served {served}"
+            time.sleep(0.1)
+            continue
+        scrapes += 1
+
+
 def test_sigterm_stops_every_worker_and_exits_zero(two_workers: RunningServer) -> None:
+    worker = next(pid for pid, _status in access_lines(two_workers.log()))
+    (metrics_dir,) = {
+        found.parent
+        for found in Path(tempfile.gettempdir()).glob(f"switchyard-metrics-*/*_{worker}.db")
+    }
     two_workers.process.send_signal(signal.SIGTERM)
     assert two_workers.process.wait(30) == 0
+    assert not metrics_dir.exists()  # the workers' metric files go with the server
     log = two_workers.log()
     assert log.count("shutting down: in-flight requests have") == 2  # each worker drained

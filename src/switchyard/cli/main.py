@@ -6,8 +6,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import TypeVar
@@ -352,27 +354,44 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     asyncio.run(first_run())
     os.environ[SETTINGS_ENV] = msgspec.json.encode(settings).decode()
+    metrics_dir = _metrics_dir_for_workers(settings.workers)
     # uvicorn re-raises the signal that stopped it once it is done; with the default action
     # that would kill the process after a clean shutdown. A stop we asked for exits 0 (and
     # so does one that arrives before uvicorn has installed its own handlers).
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _exit_cleanly)
-    uvicorn.run(
-        "switchyard.server.factory:app_from_env",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        loop="uvloop",
-        http="httptools",
-        log_level=settings.log_level,
-        log_config=None,  # uvicorn's loggers propagate to ours: one format, request ids
-        access_log=settings.access_log,
-        # The app ends streams itself when the grace period is over (switchyard.shutdown);
-        # uvicorn's cancellation is only the backstop for whatever still hangs after that.
-        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + SHUTDOWN_BACKSTOP,
-    )
+    try:
+        uvicorn.run(
+            "switchyard.server.factory:app_from_env",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            loop="uvloop",
+            http="httptools",
+            log_level=settings.log_level,
+            log_config=None,  # uvicorn's loggers propagate to ours: one format, request ids
+            access_log=settings.access_log,
+            # The app ends streams itself when the grace period is over (switchyard.shutdown);
+            # uvicorn's cancellation is only the backstop for whatever still hangs after that.
+            timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + SHUTDOWN_BACKSTOP,
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def _metrics_dir_for_workers(workers: int) -> str | None:
+    """With several workers, a fresh directory where they all keep their metrics (see
+    observability/metrics.py), unless the operator chose one; None with one worker."""
+    from switchyard.observability.metrics import MULTIPROCESS_ENV
+
+    if workers <= 1 or os.environ.get(MULTIPROCESS_ENV):
+        return None
+    made = tempfile.mkdtemp(prefix="switchyard-metrics-")
+    os.environ[MULTIPROCESS_ENV] = made  # inherited by the workers uvicorn spawns
+    return made
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:

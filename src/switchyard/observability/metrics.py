@@ -13,6 +13,7 @@ breaker states are read from the health tracker when Prometheus scrapes, not tra
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
 from switchyard.accounting.money import from_pico
@@ -42,6 +44,8 @@ if TYPE_CHECKING:
     from switchyard.execute import Execution
 
 PREFIX = "switchyard"
+# prometheus_client reads this when it is imported: set it before any worker starts.
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "error"})
 UNMATCHED_ROUTE = "unmatched"
@@ -71,6 +75,12 @@ class Metrics:
         disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
+        self._multiprocess_dir = os.environ.get(MULTIPROCESS_ENV) or None
+        # What a scrape reads: this process's registry, or every worker's files.
+        self._exposed = r
+        if self._multiprocess_dir is not None:
+            self._exposed = CollectorRegistry()
+            MultiProcessCollector(self._exposed, path=self._multiprocess_dir)  # type: ignore[no-untyped-call]
         self.http_requests = Counter(
             f"{PREFIX}_http_requests",
             "HTTP requests served, by route template, method and status",
@@ -85,7 +95,10 @@ class Metrics:
             registry=r,
         )
         self.http_in_progress = Gauge(
-            f"{PREFIX}_http_requests_in_progress", "HTTP requests being served now", registry=r
+            f"{PREFIX}_http_requests_in_progress",
+            "HTTP requests being served now",
+            registry=r,
+            multiprocess_mode="livesum",  # the workers alive now, added up
         )
         self.generations = Counter(
             f"{PREFIX}_generations",
@@ -140,8 +153,9 @@ class Metrics:
             ["reason"],
             registry=r,
         )
-        ProcessCollector(registry=r)
-        PlatformCollector(registry=r)
+        if self._multiprocess_dir is None:
+            ProcessCollector(registry=r)
+            PlatformCollector(registry=r)
         self._providers: dict[str, str] = {}  # endpoint key -> provider slug
         self._http: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self._served: dict[str, _Served] = {}  # endpoint key -> children
@@ -160,7 +174,8 @@ class Metrics:
         circuit breakers are reported at each scrape."""
         watched = list(endpoints)
         self._providers.update((e.key, e.provider) for e in watched)
-        self.registry.register(_BreakerCollector(watched, health, clock))
+        # Breakers are shared through Redis when there are workers: any one's view will do.
+        self._exposed.register(_BreakerCollector(watched, health, clock))
 
     # --- recording -------------------------------------------------------------------------
 
@@ -259,7 +274,13 @@ class Metrics:
         """The exposition the scraper asks for in ``Accept`` (OpenMetrics or a version of
         the Prometheus text format; text 0.0.4 by default), and its content type."""
         encode, content_type = choose_encoder(accept or "")
-        return encode(self.registry), content_type
+        return encode(self._exposed), content_type
+
+    def close(self) -> None:
+        """This worker is stopping: its live gauges (requests in progress) stop counting.
+        Its counters stay in the directory, part of the server's totals."""
+        if self._multiprocess_dir is not None:
+            mark_process_dead(os.getpid(), self._multiprocess_dir)  # type: ignore[no-untyped-call]
 
 
 class _BreakerCollector(Collector):

@@ -61,6 +61,7 @@ class Telemetry:
             _log_generation(record)
 
     def shutdown(self) -> None:
+        self.metrics.close()
         if self.tracer is not None:
             self.tracer.shutdown()
 
