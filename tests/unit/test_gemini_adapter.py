@@ -22,12 +22,9 @@ from switchyard.errors import (
     UpstreamUnavailable,
 )
 from switchyard.providers.base import StreamState
-from switchyard.providers.gemini import (
-    GeminiAdapter,
-    map_gemini_error,
-    normalise_finish,
-    resolve_gemini_credentials,
-)
+from switchyard.providers.gemini import GeminiAdapter, resolve_gemini_credentials
+from switchyard.providers.gemini_errors import map_gemini_error
+from switchyard.providers.gemini_response import normalise_finish
 from switchyard.providers.openai import Credentials
 from switchyard.settings import ProviderConfig
 from switchyard.sse import SSEEvent
