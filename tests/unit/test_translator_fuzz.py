@@ -41,6 +41,8 @@ from switchyard.settings import ProviderConfig
 from switchyard.sse import SSEEvent
 from switchyard.surfaces import messages as messages_surface
 from switchyard.surfaces import responses as responses_surface
+from switchyard.surfaces.messages_request import to_chat_request
+from switchyard.surfaces.messages_stream import MessagesStream
 from switchyard.surfaces.responses_stream import ResponseStream
 from switchyard.upstream.client import UpstreamClient
 from switchyard.wire.chat import ChatChunk, ChatRequest, ChatResult
@@ -728,7 +730,7 @@ RESPONSES_SAMPLE = {
 @given(body=mutated(MESSAGES_SAMPLE).map(as_bytes) | st.binary(max_size=32))
 def test_messages_surface_raises_only_invalid_request(body: bytes) -> None:
     try:
-        chat = messages_surface.to_chat_request(decode_request(body, MessagesRequest))
+        chat = to_chat_request(decode_request(body, MessagesRequest))
         validate_chat(chat)
     except InvalidRequest:
         pass
@@ -785,7 +787,7 @@ def _chunks(provider: str) -> st.SearchStrategy[list[ChatChunk]]:
 @FUZZ
 @given(chunks=st.one_of(*(_chunks(p) for p in PROVIDERS)))
 def test_surfaces_stream_any_parsed_chunks(chunks: list[ChatChunk]) -> None:
-    anthropic_stream = messages_surface.MessagesStream("msg_1", "m", stop_sequences=["x"])
+    anthropic_stream = MessagesStream("msg_1", "m", stop_sequences=["x"])
     anthropic_stream.start()
     translation = responses_surface.to_chat(msgspec.convert(RESPONSES_SAMPLE, ResponsesRequest))
     responses_stream = ResponseStream(translation, "gen-1", "m", 0)
