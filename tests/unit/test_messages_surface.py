@@ -14,15 +14,9 @@ from anthropic.lib.streaming._messages import accumulate_event
 from pydantic import TypeAdapter
 
 from switchyard.errors import InvalidRequest, RateLimited, Unauthorized, UpstreamError
-from switchyard.surfaces.messages import (
-    MessagesStream,
-    error_body,
-    event_frame,
-    stop_reason,
-    to_chat_request,
-    to_messages_result,
-    tool_input,
-)
+from switchyard.surfaces.messages import error_body, stop_reason, to_messages_result, tool_input
+from switchyard.surfaces.messages_request import to_chat_request
+from switchyard.surfaces.messages_stream import MessagesStream, event_frame
 from switchyard.wire import messages as am
 from switchyard.wire.chat import (
     AssistantMessage,

@@ -10,7 +10,7 @@ from openai._streaming import SSEDecoder
 
 from switchyard.completions import StreamSession
 from switchyard.server.responses_api import _frames
-from switchyard.surfaces.responses import to_chat
+from switchyard.surfaces.responses_request import to_chat
 from switchyard.surfaces.responses_stream import ResponseStream
 from switchyard.wire.chat import ChatChunk, Delta, StreamChoice, Usage
 from switchyard.wire.codec import decode_request

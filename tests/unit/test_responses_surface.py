@@ -19,7 +19,8 @@ from openai.types.responses import ResponseStreamEvent
 from pydantic import TypeAdapter
 
 from switchyard.errors import InvalidRequest
-from switchyard.surfaces.responses import Translation, from_result, response_id, to_chat
+from switchyard.surfaces.responses import from_result, response_id
+from switchyard.surfaces.responses_request import Translation, to_chat
 from switchyard.surfaces.responses_stream import ResponseStream
 from switchyard.wire.chat import (
     AssistantMessage,

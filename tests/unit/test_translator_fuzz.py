@@ -41,6 +41,9 @@ from switchyard.settings import ProviderConfig
 from switchyard.sse import SSEEvent
 from switchyard.surfaces import messages as messages_surface
 from switchyard.surfaces import responses as responses_surface
+from switchyard.surfaces.messages_request import to_chat_request
+from switchyard.surfaces.messages_stream import MessagesStream
+from switchyard.surfaces.responses_request import to_chat
 from switchyard.surfaces.responses_stream import ResponseStream
 from switchyard.upstream.client import UpstreamClient
 from switchyard.wire.chat import ChatChunk, ChatRequest, ChatResult
@@ -728,7 +731,7 @@ RESPONSES_SAMPLE = {
 @given(body=mutated(MESSAGES_SAMPLE).map(as_bytes) | st.binary(max_size=32))
 def test_messages_surface_raises_only_invalid_request(body: bytes) -> None:
     try:
-        chat = messages_surface.to_chat_request(decode_request(body, MessagesRequest))
+        chat = to_chat_request(decode_request(body, MessagesRequest))
         validate_chat(chat)
     except InvalidRequest:
         pass
@@ -738,7 +741,7 @@ def test_messages_surface_raises_only_invalid_request(body: bytes) -> None:
 @given(body=mutated(RESPONSES_SAMPLE).map(as_bytes) | st.binary(max_size=32))
 def test_responses_surface_raises_only_invalid_request(body: bytes) -> None:
     try:
-        translation = responses_surface.to_chat(decode_request(body, ResponsesRequest))
+        translation = to_chat(decode_request(body, ResponsesRequest))
         validate_chat(translation.chat)
     except InvalidRequest:
         pass
@@ -762,7 +765,7 @@ def test_surfaces_render_any_parsed_result(result: ChatResult | None) -> None:
     if result is None:
         return
     messages_surface.to_messages_result(result, ["x"])
-    translation = responses_surface.to_chat(msgspec.convert(RESPONSES_SAMPLE, ResponsesRequest))
+    translation = to_chat(msgspec.convert(RESPONSES_SAMPLE, ResponsesRequest))
     responses_surface.from_result(result, translation, "gen-1", 0)
 
 
@@ -785,9 +788,9 @@ def _chunks(provider: str) -> st.SearchStrategy[list[ChatChunk]]:
 @FUZZ
 @given(chunks=st.one_of(*(_chunks(p) for p in PROVIDERS)))
 def test_surfaces_stream_any_parsed_chunks(chunks: list[ChatChunk]) -> None:
-    anthropic_stream = messages_surface.MessagesStream("msg_1", "m", stop_sequences=["x"])
+    anthropic_stream = MessagesStream("msg_1", "m", stop_sequences=["x"])
     anthropic_stream.start()
-    translation = responses_surface.to_chat(msgspec.convert(RESPONSES_SAMPLE, ResponsesRequest))
+    translation = to_chat(msgspec.convert(RESPONSES_SAMPLE, ResponsesRequest))
     responses_stream = ResponseStream(translation, "gen-1", "m", 0)
     responses_stream.start()
     for chunk in chunks:

@@ -1,9 +1,10 @@
 """POST /api/v1/messages: the Anthropic Messages surface over the shared chat service.
 
 Authentication, routing, execution and accounting are the chat completion path's own; this
-handler only translates (see :mod:`switchyard.surfaces.messages`). Its errors take the
-Anthropic shape that OpenRouter's spec gives this route, so they are rendered here rather
-than by the app-wide handler that speaks the OpenRouter shape.
+handler only translates (see :mod:`switchyard.surfaces.messages_request`,
+:mod:`switchyard.surfaces.messages` and :mod:`switchyard.surfaces.messages_stream`). Its
+errors take the Anthropic shape that OpenRouter's spec gives this route, so they are rendered
+here rather than by the app-wide handler that speaks the OpenRouter shape.
 """
 
 from __future__ import annotations
@@ -20,13 +21,9 @@ from switchyard.errors import SwitchyardError, Unauthorized
 from switchyard.server.handlers import call_context
 from switchyard.server.responses import JSONBytes, SSEResponse, read_body
 from switchyard.server.state import state_of
-from switchyard.surfaces.messages import (
-    MessagesStream,
-    error_body,
-    event_frame,
-    to_chat_request,
-    to_messages_result,
-)
+from switchyard.surfaces.messages import error_body, to_messages_result
+from switchyard.surfaces.messages_request import to_chat_request
+from switchyard.surfaces.messages_stream import MessagesStream, event_frame
 from switchyard.wire.codec import decode_request, encode
 from switchyard.wire.messages import MessagesRequest
 

@@ -20,7 +20,8 @@ from switchyard.server.handlers import call_context
 from switchyard.server.responses import JSONBytes, SSEResponse, read_body
 from switchyard.server.state import state_of
 from switchyard.sse import DONE_FRAME, KEEPALIVE_FRAME
-from switchyard.surfaces.responses import from_result, to_chat
+from switchyard.surfaces.responses import from_result
+from switchyard.surfaces.responses_request import to_chat
 from switchyard.surfaces.responses_stream import ResponseStream, event_type
 from switchyard.wire.codec import decode_request, encode
 from switchyard.wire.responses import ResponseEvent, ResponsesRequest

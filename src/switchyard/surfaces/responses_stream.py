@@ -20,7 +20,6 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from switchyard.surfaces.responses import (
-    Translation,
     choice_logprobs,
     finish_status,
     item_id,
@@ -28,6 +27,7 @@ from switchyard.surfaces.responses import (
     response_id,
     response_usage,
 )
+from switchyard.surfaces.responses_request import Translation
 from switchyard.wire.chat import ChatChunk, StreamError, ToolCallDelta, Usage
 from switchyard.wire.responses import (
     ContentPartAdded,

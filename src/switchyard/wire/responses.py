@@ -98,7 +98,7 @@ class InputItem(Struct):
 
     One flat struct rather than a tagged union because a message may leave out ``type``
     (the SDK's ``EasyInputMessage``), which msgspec's tagged unions cannot express. Which
-    fields each type requires is checked, by name, in :mod:`switchyard.surfaces.responses`.
+    fields each type requires is checked, by name, in :mod:`switchyard.surfaces.responses_input`.
     Fields of items the client echoes back from an earlier output (``id``, ``status``,
     ``phase``, ...) are accepted and ignored.
     """
