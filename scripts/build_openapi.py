@@ -29,6 +29,8 @@ OPERATIONS: dict[str, list[str]] = {
     "/responses": ["post"],
     "/messages": ["post"],
     "/models": ["get"],
+    "/models/count": ["get"],
+    "/models/user": ["get"],
     "/model/{author}/{slug}": ["get"],
     "/models/{author}/{slug}/endpoints": ["get"],
     "/providers": ["get"],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import httpx
+import pytest
 from openrouter import OpenRouter
 
 from tests.servers import RunningServer
@@ -75,3 +77,55 @@ def test_endpoints_report_measured_health(server: RunningServer, sim: SimulatorH
     assert served.latency_last_30m is not None and served.latency_last_30m.p50 > 0
     assert served.throughput_last_30m is not None and served.throughput_last_30m.p50 > 0
     assert after["azure"].uptime_last_30m is None
+
+
+def test_models_count_and_list_for_user(server: RunningServer) -> None:
+    with sdk(server) as client:
+        listed = [m.id for m in client.models.list().result.data]
+        assert client.models.count().data.count == len(listed)
+        embedding_models = client.models.list(output_modalities="embeddings").result.data
+        counted = client.models.count(output_modalities="embeddings").data.count
+        assert counted == len(embedding_models) >= 1
+        assert client.models.count(output_modalities="all").data.count > len(listed)
+        mine = client.models.list_for_user(security={"bearer": server.api_key})
+        assert mine is not None
+        assert [m.id for m in mine.result.data] == listed
+
+
+def test_models_pages_keep_the_filters(server: RunningServer) -> None:
+    url = f"{server.base_url}/models"
+    whole = httpx.get(url, params={"output_modalities": "all"}).json()
+    assert whole["links"]["next"] is None  # no offset or limit: the whole list
+    ids = [m["id"] for m in whole["data"]]
+    first = httpx.get(url, params={"output_modalities": "all", "limit": 2}).json()
+    assert [m["id"] for m in first["data"]] == ids[:2]
+    assert first["total_count"] == len(ids)
+    following = httpx.get(f"http://127.0.0.1:{server.port}{first['links']['next']}").json()
+    assert [m["id"] for m in following["data"]] == ids[2:4]
+    last = httpx.get(url, params={"output_modalities": "all", "offset": len(ids) - 1}).json()
+    assert [m["id"] for m in last["data"]] == ids[-1:] and last["links"]["next"] is None
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "field"),
+    [
+        ("/models", {"limit": "0"}, "limit"),
+        ("/models", {"limit": "1001"}, "limit"),
+        ("/models", {"offset": "-1"}, "offset"),
+        ("/models", {"offset": "x"}, "offset"),
+        ("/models", {"output_modalities": "txt"}, "output_modalities"),
+        ("/models/count", {"output_modalities": "text,pictures"}, "output_modalities"),
+    ],
+)
+def test_bad_model_list_parameters_are_400s_naming_them(
+    server: RunningServer, path: str, params: dict[str, str], field: str
+) -> None:
+    response = httpx.get(f"{server.base_url}{path}", params=params)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == 400 and error["metadata"]["field"] == field
+    assert field in error["message"]
+
+
+def test_models_for_user_need_a_key(server: RunningServer) -> None:
+    assert httpx.get(f"{server.base_url}/models/user").status_code == 401

@@ -5,8 +5,17 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Collection, Mapping
 from decimal import Decimal
+from typing import get_args
 
-from switchyard.catalog.schema import Catalog, Endpoint, ModelSpec, Pricing, ProviderSpec
+from switchyard.catalog.schema import (
+    Catalog,
+    Endpoint,
+    InputModality,
+    ModelSpec,
+    OutputModality,
+    Pricing,
+    ProviderSpec,
+)
 from switchyard.errors import InvalidRequest
 from switchyard.routing.health import BreakerState, EndpointHealth
 from switchyard.routing.health import Percentiles as HealthPercentiles
@@ -166,10 +175,10 @@ class CatalogView:
         models = [self.models[m] for m in self.catalog.models if self.is_available(m)]
         if params := _csv(query.get("supported_parameters")):
             models = [m for m in models if set(params) <= set(m.supported_parameters)]
-        outputs = _csv(query.get("output_modalities")) or ["text"]
+        outputs = _modalities(query, "output_modalities", OUTPUT_MODALITIES | {"all"}) or ["text"]
         if "all" not in outputs:
             models = [m for m in models if set(outputs) & set(m.architecture.output_modalities)]
-        if inputs := _csv(query.get("input_modalities")):
+        if inputs := _modalities(query, "input_modalities", INPUT_MODALITIES):
             models = [m for m in models if set(inputs) <= set(m.architecture.input_modalities)]
         if q := (query.get("q") or "").strip().lower():
             models = [m for m in models if q in m.id.lower() or q in m.name.lower()]
@@ -246,6 +255,23 @@ def _sort(models: list[ModelOut], sort: str | None) -> list[ModelOut]:
 
 def _csv(value: str | None) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()] if value else []
+
+
+INPUT_MODALITIES = frozenset(get_args(InputModality))
+OUTPUT_MODALITIES = frozenset(get_args(OutputModality))
+
+
+def _modalities(query: Mapping[str, str], name: str, known: frozenset[str]) -> list[str]:
+    """A comma-separated list of modalities; a 400 naming the parameter for an unknown one
+    (a typo would otherwise quietly match nothing)."""
+    wanted = _csv(query.get(name))
+    unknown = [m for m in wanted if m not in known]
+    if unknown:
+        raise InvalidRequest(
+            f"`{name}` has unknown modality {unknown[0]!r}; known: {', '.join(sorted(known))}",
+            field=name,
+        )
+    return wanted
 
 
 def _int(raw: str, name: str) -> int:

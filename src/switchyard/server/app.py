@@ -23,6 +23,7 @@ from switchyard.server import (
     handlers,
     messages,
     metrics_api,
+    models_api,
     openapi_api,
     responses_api,
 )
@@ -47,10 +48,14 @@ ROUTES = [
     Route(f"{API}/responses", responses_api.create_response, methods=["POST"]),
     Route(f"{API}/messages", messages.create_message, methods=["POST"]),
     Route(f"{API}/completions", completions_api.completions, methods=["POST"]),
-    Route(f"{API}/models", handlers.list_models, methods=["GET"]),
-    Route(f"{API}/model/{{author}}/{{slug}}", handlers.get_model, methods=["GET"]),
-    Route(f"{API}/models/{{author}}/{{slug}}/endpoints", handlers.model_endpoints, methods=["GET"]),
-    Route(f"{API}/providers", handlers.list_providers, methods=["GET"]),
+    Route(f"{API}/models", models_api.list_models, methods=["GET"]),
+    Route(f"{API}/models/count", models_api.count_models, methods=["GET"]),
+    Route(f"{API}/models/user", models_api.list_user_models, methods=["GET"]),
+    Route(f"{API}/model/{{author}}/{{slug}}", models_api.get_model, methods=["GET"]),
+    Route(
+        f"{API}/models/{{author}}/{{slug}}/endpoints", models_api.model_endpoints, methods=["GET"]
+    ),
+    Route(f"{API}/providers", models_api.list_providers, methods=["GET"]),
     Route(f"{API}/key", accounts.current_key, methods=["GET"]),
     Route(f"{API}/keys", accounts.list_keys, methods=["GET"]),
     Route(f"{API}/keys", accounts.create_key, methods=["POST"]),

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import time
-
 from starlette.requests import Request
 from starlette.responses import Response
 
 from switchyard.accounting.keys import KeyRecord
 from switchyard.accounting.meter import CallContext
 from switchyard.completions import new_generation_id
-from switchyard.errors import NotFound
 from switchyard.server.responses import JSONBytes, SSEResponse, read_body
 from switchyard.server.state import state_of
 from switchyard.wire.chat import ChatRequest
 from switchyard.wire.codec import decode_request, encode
-from switchyard.wire.models import EndpointsEnvelope, ModelEnvelope, ModelsPage, ProvidersEnvelope
 
 
 async def chat_completions(request: Request) -> Response:
@@ -56,40 +52,6 @@ def call_context(request: Request, key: KeyRecord, chat: ChatRequest) -> CallCon
 
 def _metadata_enabled(value: str | None) -> bool:
     return value is not None and value.strip().lower() == "enabled"
-
-
-async def list_models(request: Request) -> Response:
-    view = state_of(request).view
-    models = view.list_models(request.query_params)
-    return JSONBytes(encode(ModelsPage(data=models, total_count=len(models), links={"next": None})))
-
-
-def _model_id(request: Request) -> str:
-    return f"{request.path_params['author']}/{request.path_params['slug']}"
-
-
-async def get_model(request: Request) -> Response:
-    view = state_of(request).view
-    model_id = _model_id(request)
-    model = view.models.get(model_id)
-    if model is None:
-        raise NotFound(f"Model {model_id} not found")
-    return JSONBytes(encode(ModelEnvelope(data=model)))
-
-
-async def model_endpoints(request: Request) -> Response:
-    view = state_of(request).view
-    model_id = _model_id(request)
-    health = state_of(request).chat.health
-    now = time.monotonic()
-    data = view.endpoints_data(model_id, lambda key: health.snapshot(key, now))
-    if data is None:
-        raise NotFound(f"Model {model_id} not found")
-    return JSONBytes(encode(EndpointsEnvelope(data=data)))
-
-
-async def list_providers(request: Request) -> Response:
-    return JSONBytes(encode(ProvidersEnvelope(data=state_of(request).view.providers_out())))
 
 
 async def health(request: Request) -> Response:

@@ -51,6 +51,10 @@ class ModelsPage(Struct):
     links: dict[str, str | None]
 
 
+class ModelsCount(Struct):
+    data: dict[str, int]  # {"count": n}
+
+
 class ModelEnvelope(Struct):
     data: ModelOut
 
