@@ -171,6 +171,37 @@ async def test_a_stalled_stream_is_cut_when_the_grace_period_ends(
     assert record is not None and record.tokens_completion > 0 and record.total_cost > 0
 
 
+async def test_a_stalled_stream_is_cut_at_its_own_limit(
+    keys: KeyStore, writer: UsageWriter, key: KeyRecord
+) -> None:
+    upstream = _Upstream(tokens=3, interval=0.01)  # then silent, with no shutdown
+    service = _service(keys, writer, upstream, max_stream_seconds=0.3)
+    loop = asyncio.get_running_loop()
+    opened = asyncio.Event()
+    run = asyncio.ensure_future(_run(service, key, opened=opened))
+    await opened.wait()
+    started = loop.time()
+    chunks, _generation_id = await asyncio.wait_for(run, 2)
+    assert 0.3 <= loop.time() - started < 0.6
+    assert chunks[-1].error is not None and chunks[-1].error.code == 408  # type: ignore[union-attr]
+    assert upstream.closed
+
+
+async def test_a_client_leaving_during_a_wait_is_a_cancellation_not_a_cut(
+    keys: KeyStore, writer: UsageWriter, key: KeyRecord
+) -> None:
+    upstream = _Upstream(tokens=3, interval=0.01)
+    service = _service(keys, writer, upstream, max_stream_seconds=0.3)
+    opened = asyncio.Event()
+    run = asyncio.ensure_future(_run(service, key, opened=opened))
+    await opened.wait()
+    await asyncio.sleep(0.1)  # waiting on the silent upstream, the cut still ahead
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert upstream.closed
+
+
 async def test_a_stream_waiting_for_its_first_token_is_cut_too(
     keys: KeyStore, writer: UsageWriter, key: KeyRecord
 ) -> None:

@@ -55,6 +55,8 @@ class HttpProvider:
         self.adapter = adapter
         self._client = client
         self._fetcher = fetcher or ImageFetcher()
+        # Checked once: isinstance against a runtime Protocol is slow for a per-request path.
+        self._inliner = adapter if isinstance(adapter, InlineImages) else None
 
     def start(self) -> None:
         return None
@@ -103,8 +105,8 @@ class HttpProvider:
 
     async def _inline_images(self, request: ChatRequest) -> ChatRequest:
         """The request with the image URLs the adapter cannot pass on replaced by data."""
-        adapter = self.adapter
-        if not isinstance(adapter, InlineImages):
+        adapter = self._inliner
+        if adapter is None:
             return request
         wanted: dict[tuple[int, int], tuple[str, str]] = {}
         for i, message in enumerate(request.messages):
