@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 from openrouter import OpenRouter
@@ -10,6 +12,7 @@ from tests.servers import RunningServer
 from tests.simulators.openai_sim import SimulatorHandle
 
 LOCAL = "local/smollm2-135m-instruct"
+MINI = "openai/gpt-4o-mini-2024-07-18"
 
 
 def sdk(server: RunningServer) -> OpenRouter:
@@ -129,3 +132,42 @@ def test_bad_model_list_parameters_are_400s_naming_them(
 
 def test_models_for_user_need_a_key(server: RunningServer) -> None:
     assert httpx.get(f"{server.base_url}/models/user").status_code == 401
+
+
+def _best(server: RunningServer, model: str, field: str) -> float | None:
+    """The best p50 of ``field`` over the model's endpoints, from the endpoints API."""
+    author, slug = model.split("/", 1)
+    endpoints = httpx.get(f"{server.base_url}/models/{author}/{slug}/endpoints").json()
+    values = [e[field]["p50"] for e in endpoints["data"]["endpoints"] if e[field] is not None]
+    if not values:
+        return None
+    return max(values) if field == "throughput_last_30m" else min(values)
+
+
+def test_models_sort_by_measured_speed_and_use(server: RunningServer, sim: SimulatorHandle) -> None:
+    sim.reset()
+    with sdk(server) as client:
+        for model in (LOCAL, MINI, MINI):
+            client.chat.send(
+                model=model, messages=[{"role": "user", "content": "Hi"}], max_tokens=5
+            )
+    for sort, field in (
+        ("throughput-high-to-low", "throughput_last_30m"),
+        ("latency-low-to-high", "latency_last_30m"),
+    ):
+        listed = httpx.get(f"{server.base_url}/models", params={"sort": sort}).json()["data"]
+        values = [_best(server, m["id"], field) for m in listed]
+        measured = [v for v in values if v is not None]
+        assert len(measured) >= 2
+        assert values[: len(measured)] == measured  # measured models first
+        assert measured == sorted(measured, reverse=field == "throughput_last_30m")
+
+    # Use: this week's recorded tokens, most first (usage is written in the background).
+    deadline = time.monotonic() + 10
+    while True:
+        listed = httpx.get(f"{server.base_url}/models", params={"sort": "top-weekly"}).json()
+        first_two = {m["id"] for m in listed["data"][:2]}
+        if {LOCAL, MINI} <= first_two or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert {LOCAL, MINI} <= first_two

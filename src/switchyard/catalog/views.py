@@ -238,19 +238,28 @@ def _sort(models: list[ModelOut], sort: str | None) -> list[ModelOut]:
         return sorted(models, key=avg_price, reverse=True)
     if sort == "context-high-to-low":
         return sorted(models, key=lambda m: m.context_length, reverse=True)
-    if sort in (
-        "throughput-high-to-low",
-        "latency-low-to-high",
-        "most-popular",
-        "top-weekly",
+    if sort in MEASURED_SORTS:
+        return models  # ordered by the caller, which has the live stats and the database
+    if sort in UNRANKED_SORTS:
+        return models
+    raise InvalidRequest(f"Unknown sort {sort!r}", field="sort")
+
+
+# Sorts by what this server measured: throughput and latency from the health tracker, use
+# from the week's recorded tokens (server/models_api.py applies them).
+MEASURED_SORTS = frozenset(
+    {"throughput-high-to-low", "latency-low-to-high", "most-popular", "top-weekly"}
+)
+# OpenRouter ranks these by its own evaluations, which a self-hosted server does not have:
+# accepted, so clients that send them work, and the catalog order is kept.
+UNRANKED_SORTS = frozenset(
+    {
         "intelligence-high-to-low",
         "coding-high-to-low",
         "agentic-high-to-low",
         "design-arena-elo-high-to-low",
-    ):
-        # Accepted; ordering by measured stats arrives with the stats recorder.
-        return models
-    raise InvalidRequest(f"Unknown sort {sort!r}", field="sort")
+    }
+)
 
 
 def _csv(value: str | None) -> list[str]:

@@ -12,6 +12,8 @@ from starlette.responses import Response
 from switchyard.errors import InvalidRequest, NotFound
 from switchyard.server.responses import JSONBytes
 from switchyard.server.state import state_of
+from switchyard.stats import live, usage
+from switchyard.stats.periods import first_day, today
 from switchyard.wire.codec import encode
 from switchyard.wire.models import (
     EndpointsEnvelope,
@@ -22,13 +24,15 @@ from switchyard.wire.models import (
     ProvidersEnvelope,
 )
 
+# Both by this week's tokens: the use this server has recorded is its measure of popularity.
+POPULARITY_SORTS = frozenset({"most-popular", "top-weekly"})
 # As OpenRouter: a page of 500 unless asked otherwise, 1,000 at most.
 DEFAULT_PAGE = 500
 MAX_PAGE = 1000
 
 
 async def list_models(request: Request) -> Response:
-    models = state_of(request).view.list_models(request.query_params)
+    models = await _listed(request)
     return JSONBytes(encode(_page(request, models)))
 
 
@@ -37,8 +41,24 @@ async def list_user_models(request: Request) -> Response:
     Switchyard accounts have none, so it is /models for any valid key."""
     state = state_of(request)
     await state.keys.authenticate(request.headers.get("authorization"))
-    models = state.view.list_models(request.query_params)
+    models = await _listed(request)
     return JSONBytes(encode(_page(request, models)))
+
+
+async def _listed(request: Request) -> list[ModelOut]:
+    """/models' filters and sorts, including the sorts by what this server measured."""
+    state = state_of(request)
+    models = state.view.list_models(request.query_params)
+    sort = request.query_params.get("sort", "")
+    if sort in live.SPEED_SORTS:
+        speeds = live.model_speeds(models, state.chat.health, state.view.endpoints)
+        return live.sort_by_speed(models, sort, speeds)
+    if sort in POPULARITY_SORTS:
+        end = today()
+        ranked = await usage.tokens_by_model(state.db, first_day("week", end), end)
+        tokens = {row.model: row.tokens for row in ranked}
+        return sorted(models, key=lambda m: -tokens.get(m.id, 0))
+    return models
 
 
 async def count_models(request: Request) -> Response:

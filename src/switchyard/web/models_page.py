@@ -56,18 +56,14 @@ async def models_page(request: Request) -> Response:
         return await _invalid(
             request, state, form, f"Unknown modality {form['modality']!r}", "modality"
         )
-    if sort not in ("throughput-high-to-low", "latency-low-to-high"):
-        query["sort"] = sort
+    query["sort"] = sort
     try:
         models = state.view.list_models(query)
     except InvalidRequest as exc:
         return await _invalid(request, state, form, exc.message, _field(exc))
-    health = {m.id: live.snapshots(state.chat.health, state.view.endpoints(m.id)) for m in models}
-    speed = {mid: live.model_speed(h.values()) for mid, h in health.items()}
-    if sort == "throughput-high-to-low":
-        models.sort(key=lambda m: -(speed[m.id].throughput_p50 or -1.0))
-    elif sort == "latency-low-to-high":
-        models.sort(key=lambda m: speed[m.id].latency_p50 or float("inf"))
+    speed = live.model_speeds(models, state.chat.health, state.view.endpoints)
+    if sort in live.SPEED_SORTS:
+        models = live.sort_by_speed(models, sort, speed)
     end = today()
     weekly = {
         m.model: m.tokens
