@@ -14,6 +14,7 @@ import msgspec
 
 from switchyard.providers.base import StreamState
 from switchyard.wire.chat import (
+    REASONING_FORMAT_ANTHROPIC,
     ChatChunk,
     ChatResult,
     Choice,
@@ -41,7 +42,7 @@ __all__ = [
 
 # OpenRouter's reasoning_details format for Claude's thinking; the request builder sends
 # back only details in this format (another vendor's signature would not verify).
-REASONING_FORMAT = "anthropic-claude-v1"
+REASONING_FORMAT = REASONING_FORMAT_ANTHROPIC
 
 STOP_REASONS = {
     "end_turn": "stop",

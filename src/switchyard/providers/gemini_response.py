@@ -17,6 +17,7 @@ from msgspec import UNSET, Struct
 
 from switchyard.providers.base import StreamState
 from switchyard.wire.chat import (
+    REASONING_FORMAT_GEMINI,
     ChatChunk,
     ChatResult,
     Choice,
@@ -51,7 +52,7 @@ FINISH_REASONS = {
 }
 
 # OpenRouter's reasoning_details entry carrying a Gemini thought signature for a tool call.
-SIGNATURE_FORMAT = "google-gemini-v1"
+SIGNATURE_FORMAT = REASONING_FORMAT_GEMINI
 
 _json_encode = msgspec.json.encode
 

@@ -20,6 +20,7 @@ from msgspec import UNSET, UnsetType
 from switchyard.errors import InvalidRequest
 from switchyard.wire import messages as am
 from switchyard.wire.chat import (
+    REASONING_FORMAT_ANTHROPIC,
     AssistantMessage,
     ChatRequest,
     ContentPart,
@@ -45,7 +46,7 @@ from switchyard.wire.chat import (
 from switchyard.wire.codec import encode
 
 # Thinking blocks keep Anthropic's signature format when they travel as reasoning_details.
-REASONING_FORMAT = "anthropic-claude-v1"
+REASONING_FORMAT = REASONING_FORMAT_ANTHROPIC
 IMAGE_URL_SCHEMES = ("http://", "https://")
 # Anthropic's service tiers, in the Chat Completions vocabulary.
 SERVICE_TIERS = {"auto": "auto", "standard_only": "default"}

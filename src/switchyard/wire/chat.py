@@ -105,6 +105,12 @@ class ToolMessage(Struct, tag="tool", tag_field="role"):
 
 Message = SystemMessage | DeveloperMessage | UserMessage | AssistantMessage | ToolMessage
 
+# `reasoning_details[].format` values (OpenRouter's names): which vendor's signed reasoning a
+# detail carries, so it is only ever sent back to that vendor.
+REASONING_FORMAT_ANTHROPIC = "anthropic-claude-v1"
+REASONING_FORMAT_GEMINI = "google-gemini-v1"
+
+
 # --- request: tools and formats -----------------------------------------------------------
 
 FunctionName = Annotated[str, Meta(pattern=r"^[a-zA-Z0-9_-]{1,64}$")]
