@@ -20,7 +20,6 @@ completion with the raw text of the messages (see
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import time
 from pathlib import Path
@@ -43,8 +42,6 @@ from switchyard.providers.local_response import LocalChunkStream, raw_completion
 from switchyard.providers.local_trace import Trace
 from switchyard.settings import LocalModelConfig
 from switchyard.wire.chat import ChatRequest, ChatResult
-
-log = logging.getLogger("switchyard.local")
 
 # llama.cpp's OpenMP threads spin while idle by default, stealing the core the event loop
 # needs; measured here, a busy machine ran prompt evaluation 2.5x slower with spinning.
