@@ -23,8 +23,7 @@ import os
 import re
 import socket
 import struct
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -33,6 +32,7 @@ from aiohttp import web
 
 from tests.conformance.contract import Script
 from tests.simulators.openai_sim import example_from_schema, tokenize
+from tests.simulators.threaded import SimulatorThread
 
 DEFAULT_API_KEY = "sk-ant-sim-test"
 DEFAULT_REPLY = "Hello from the simulator."
@@ -946,18 +946,8 @@ class AnthropicSimulator:
         return _json_response({"reset": True})
 
 
-class SimulatorHandle:
-    """A simulator serving from a background thread; thread-safe controls."""
-
-    def __init__(
-        self,
-        simulator: AnthropicSimulator,
-        loop: asyncio.AbstractEventLoop,
-        thread: threading.Thread,
-    ) -> None:
-        self.simulator = simulator
-        self._loop = loop
-        self._thread = thread
+class SimulatorHandle(SimulatorThread[AnthropicSimulator]):
+    """The simulator's controls, callable from the tests' thread."""
 
     @property
     def base_url(self) -> str:
@@ -966,12 +956,6 @@ class SimulatorHandle:
     @property
     def api_key(self) -> str:
         return self.simulator.api_key
-
-    def _call(self, fn: Callable[[], _T]) -> _T:
-        async def run() -> _T:
-            return fn()
-
-        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=10)
 
     def add_faults(self, *faults: dict[str, Any] | Fault, sticky: bool = False) -> None:
         parsed = [f if isinstance(f, Fault) else msgspec.convert(f, Fault) for f in faults]
@@ -992,26 +976,8 @@ class SimulatorHandle:
     def reset(self) -> None:
         self._call(self.simulator.reset)
 
-    def stop(self) -> None:
-        if not self._thread.is_alive():
-            return
-        asyncio.run_coroutine_threadsafe(self.simulator.stop(), self._loop).result(timeout=10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()
-
-    def __enter__(self) -> SimulatorHandle:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
 
 def run_in_thread(port: int = 0, api_key: str = DEFAULT_API_KEY) -> SimulatorHandle:
     """Start a simulator on its own event loop in a daemon thread."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="anthropic-sim", daemon=True)
-    thread.start()
     simulator = AnthropicSimulator(api_key=api_key)
-    asyncio.run_coroutine_threadsafe(simulator.start("127.0.0.1", port), loop).result(timeout=10)
-    return SimulatorHandle(simulator, loop, thread)
+    return SimulatorHandle(simulator, simulator.start("127.0.0.1", port), "anthropic-sim")

@@ -31,6 +31,7 @@ from botocore.credentials import Credentials
 
 from tests.conformance.contract import Script
 from tests.simulators.openai_sim import Fault, tokenize
+from tests.simulators.threaded import SimulatorThread
 
 ACCESS_KEY = "AKIASIMULATOR0000001"
 SECRET_KEY = "sim-secret-key-0000000000000000000000000"
@@ -444,20 +445,12 @@ def model_id_of(recorded: JSON) -> str:
     return urlsplit(recorded["path"]).path.split("/")[2]
 
 
-class ThreadedBedrockSimulator:
-    """A simulator on its own event loop in a daemon thread, for end-to-end tests."""
+class ThreadedBedrockSimulator(SimulatorThread[BedrockSimulator]):
+    """The simulator's controls, callable from the tests' thread, for end-to-end tests."""
 
     def __init__(self) -> None:
-        import threading
-
-        self.simulator = BedrockSimulator()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
-        self._run(self.simulator.start())
-
-    def _run(self, coroutine: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=10)
+        simulator = BedrockSimulator()
+        super().__init__(simulator, simulator.start(), "bedrock-sim")
 
     @property
     def base_url(self) -> str:
@@ -467,13 +460,4 @@ class ThreadedBedrockSimulator:
         self._loop.call_soon_threadsafe(self.simulator.faults.append, fault)
 
     def recorded(self) -> list[JSON]:
-        async def copy() -> list[JSON]:
-            return list(self.simulator.recorded)
-
-        result: list[JSON] = self._run(copy())
-        return result
-
-    def stop(self) -> None:
-        self._run(self.simulator.stop())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
+        return self._call(lambda: list(self.simulator.recorded))

@@ -20,8 +20,7 @@ import base64
 import binascii
 import collections
 import os
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -30,6 +29,7 @@ from aiohttp import web
 
 from tests.conformance.contract import Script
 from tests.simulators.openai_sim import Fault, _abort, example_from_schema, tokenize
+from tests.simulators.threaded import SimulatorThread
 
 DEFAULT_API_KEY = "gemini-sim-key"
 DEFAULT_REPLY = "Hello from Gemini."
@@ -895,15 +895,8 @@ def _fault_response(fault: Fault) -> web.Response:
 # --- running in a thread ------------------------------------------------------------------
 
 
-class GeminiSimulatorHandle:
-    """A simulator serving from a background thread; thread-safe controls."""
-
-    def __init__(
-        self, simulator: GeminiSimulator, loop: asyncio.AbstractEventLoop, thread: threading.Thread
-    ) -> None:
-        self.simulator = simulator
-        self._loop = loop
-        self._thread = thread
+class GeminiSimulatorHandle(SimulatorThread[GeminiSimulator]):
+    """The simulator's controls, callable from the tests' thread."""
 
     @property
     def base_url(self) -> str:
@@ -912,12 +905,6 @@ class GeminiSimulatorHandle:
     @property
     def api_key(self) -> str:
         return self.simulator.api_key
-
-    def _call(self, fn: Callable[[], _T]) -> _T:
-        async def run() -> _T:
-            return fn()
-
-        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=10)
 
     def add_faults(self, *faults: dict[str, Any] | Fault, sticky: bool = False) -> None:
         parsed = [f if isinstance(f, Fault) else msgspec.convert(f, Fault) for f in faults]
@@ -938,31 +925,7 @@ class GeminiSimulatorHandle:
     def reset(self) -> None:
         self._call(self.simulator.reset)
 
-    def stop(self) -> None:
-        if not self._thread.is_alive():
-            return
-        asyncio.run_coroutine_threadsafe(self.simulator.stop(), self._loop).result(timeout=10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()
-
-    def __enter__(self) -> GeminiSimulatorHandle:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
 
 def run_in_thread(api_key: str = DEFAULT_API_KEY) -> GeminiSimulatorHandle:
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="gemini-sim", daemon=True)
-    thread.start()
     simulator = GeminiSimulator(api_key=api_key)
-    try:
-        asyncio.run_coroutine_threadsafe(simulator.start(), loop).result(timeout=10)
-    except BaseException:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.close()
-        raise
-    return GeminiSimulatorHandle(simulator, loop, thread)
+    return GeminiSimulatorHandle(simulator, simulator.start(), "gemini-sim")

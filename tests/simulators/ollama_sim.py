@@ -19,8 +19,7 @@ import collections
 import datetime as dt
 import socket
 import struct
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 import msgspec
@@ -31,6 +30,7 @@ from ollama import _types as ollama_types
 
 from tests.conformance.contract import Script, ScriptedToolCall, ScriptedUsage
 from tests.simulators.openai_sim import Fault, example_from_schema, tokenize
+from tests.simulators.threaded import SimulatorThread
 
 DEFAULT_REPLY = "Hello from the simulator."
 MAX_RECORDED_REQUESTS = 1000
@@ -327,25 +327,12 @@ class OllamaSimulator:
         return web.json_response({"reset": True})
 
 
-class OllamaSimulatorHandle:
-    """A simulator on its own event loop in a daemon thread; thread-safe controls."""
-
-    def __init__(
-        self, simulator: OllamaSimulator, loop: asyncio.AbstractEventLoop, thread: threading.Thread
-    ) -> None:
-        self.simulator = simulator
-        self._loop = loop
-        self._thread = thread
+class OllamaSimulatorHandle(SimulatorThread[OllamaSimulator]):
+    """The simulator's controls, callable from the tests' thread."""
 
     @property
     def base_url(self) -> str:
         return self.simulator.base_url
-
-    def _call(self, fn: Callable[[], _T]) -> _T:
-        async def run() -> _T:
-            return fn()
-
-        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=10)
 
     def add_faults(self, *faults: dict[str, Any], sticky: bool = False) -> None:
         parsed = [msgspec.convert(f, Fault) for f in faults]
@@ -363,19 +350,7 @@ class OllamaSimulatorHandle:
     def reset(self) -> None:
         self._call(self.simulator.reset)
 
-    def stop(self) -> None:
-        if not self._thread.is_alive():
-            return
-        asyncio.run_coroutine_threadsafe(self.simulator.stop(), self._loop).result(timeout=10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()
-
 
 def run_in_thread() -> OllamaSimulatorHandle:
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="ollama-sim", daemon=True)
-    thread.start()
     simulator = OllamaSimulator()
-    asyncio.run_coroutine_threadsafe(simulator.start(), loop).result(timeout=10)
-    return OllamaSimulatorHandle(simulator, loop, thread)
+    return OllamaSimulatorHandle(simulator, simulator.start(), "ollama-sim")

@@ -21,9 +21,8 @@ import re
 import signal
 import socket
 import struct
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -32,6 +31,7 @@ from aiohttp import web
 
 from tests.conformance.contract import Script, ScriptedUsage
 from tests.simulators.openai_embeddings_sim import EmbeddingsSimulator
+from tests.simulators.threaded import SimulatorThread
 
 DEFAULT_API_KEY = "sk-sim-test"
 DEFAULT_REPLY = "Hello from the simulator."
@@ -1002,15 +1002,8 @@ class OpenAISimulator:
         return _json_response({"reset": True})
 
 
-class SimulatorHandle:
-    """A simulator serving from a background thread; thread-safe controls."""
-
-    def __init__(
-        self, simulator: OpenAISimulator, loop: asyncio.AbstractEventLoop, thread: threading.Thread
-    ) -> None:
-        self.simulator = simulator
-        self._loop = loop
-        self._thread = thread
+class SimulatorHandle(SimulatorThread[OpenAISimulator]):
+    """The simulator's controls, callable from the tests' thread."""
 
     @property
     def port(self) -> int:
@@ -1027,12 +1020,6 @@ class SimulatorHandle:
     @property
     def api_key(self) -> str:
         return self.simulator.api_key
-
-    def _call(self, fn: Callable[[], _T]) -> _T:
-        async def run() -> _T:
-            return fn()
-
-        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=10)
 
     def add_faults(self, *faults: dict[str, Any] | Fault, sticky: bool = False) -> None:
         parsed = [f if isinstance(f, Fault) else msgspec.convert(f, Fault) for f in faults]
@@ -1056,37 +1043,13 @@ class SimulatorHandle:
     def reset(self) -> None:
         self._call(self.simulator.reset)
 
-    def stop(self) -> None:
-        if not self._thread.is_alive():
-            return
-        asyncio.run_coroutine_threadsafe(self.simulator.stop(), self._loop).result(timeout=10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()
-
-    def __enter__(self) -> SimulatorHandle:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
 
 def run_in_thread(
     port: int = 0, host: str = "127.0.0.1", api_key: str = DEFAULT_API_KEY
 ) -> SimulatorHandle:
     """Start a simulator on its own event loop in a daemon thread."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="openai-sim", daemon=True)
-    thread.start()
     simulator = OpenAISimulator(api_key=api_key)
-    try:
-        asyncio.run_coroutine_threadsafe(simulator.start(host, port), loop).result(timeout=10)
-    except BaseException:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.close()
-        raise
-    return SimulatorHandle(simulator, loop, thread)
+    return SimulatorHandle(simulator, simulator.start(host, port), "openai-sim")
 
 
 async def _serve(host: str, port: int, api_key: str) -> None:
